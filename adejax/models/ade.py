@@ -1,0 +1,81 @@
+"""The generator of every Table-1 model: fixed preprocessing -> optional f_psi -> hierarchical VAE.
+
+   x (uint8) --dequantize--> y in [0,1]^D --preprocess--> s --f_psi--> f (feature space) ~ VAE
+   sampling:  z ~ p(z) -> mu(z) [+ sigma eps] -> f_psi^{-1} -> preprocess^{-1} -> y
+
+Without f_psi (VAE, AV-GDE, GAN) the feature space is the preprocessed image space. Every log-det from
+y to feature space is returned (`logdet`, per example), so bits/dim of x can be computed exactly.
+The sampling direction always runs the flow's batch norm on its running averages and never updates
+them (SPEC section 8): only the likelihood pass on real data sees batch statistics.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from adejax.models import flows, vae
+
+
+def to_signed(y: jax.Array) -> jax.Array:
+  """Images in [0,1] -> [-1,1], the space in which the discriminator sees real and generated images."""
+  return 2.0 * y - 1.0
+
+
+class ADEModel(nn.Module):
+  image_shape: tuple[int, int, int]
+  preprocess: str = "logit"
+  logit_alpha: float = 0.05
+  use_flow: bool = True
+  flow_scales: int = 1
+  flow_couplings: int = 3
+  flow_blocks: int = 2
+  flow_width: int = 32
+  arch: str = "sngan"
+  width: float = 1.0
+  latent_channels: int = 32
+  latent_levels: int = 0
+  iaf: bool = False
+  log_sigma_init: float = 0.0
+
+  def setup(self):
+    self.vae = vae.HierarchicalVAE(self.image_shape, self.arch, self.width, self.latent_channels,
+                                   self.latent_levels, self.iaf, self.log_sigma_init)
+    self.flow = (flows.RealNVP(self.image_shape, self.flow_scales, self.flow_couplings,
+                               self.flow_blocks, self.flow_width) if self.use_flow else None)
+
+  def _preprocess(self):
+    return flows.preprocess_bijector(self.preprocess, self.logit_alpha)
+
+  def to_features(self, y: jax.Array, train: bool):
+    """y in [0,1]^D -> (f, log|det df/dy|) per example, preprocessing log-det included."""
+    s, logdet = self._preprocess().forward_and_log_det(y)
+    if self.flow is None:
+      return s, logdet
+    f, flow_logdet = self.flow.forward_and_log_det(s, train=train)
+    return f, logdet + flow_logdet
+
+  def from_features(self, f: jax.Array) -> jax.Array:
+    """Feature space -> y-space images (running batch-norm averages, never updated)."""
+    if self.flow is not None:
+      f, _ = self.flow.inverse_and_log_det(f, train=False)
+    return self._preprocess().inverse(f)
+
+  def __call__(self, y: jax.Array, rng: jax.Array, train: bool = True):
+    """The likelihood pass on (dequantized) data: features, log-dets and the VAE's per-example terms."""
+    f, logdet = self.to_features(y, train)
+    out = self.vae(f, rng)
+    return {"features": f, "logdet": logdet, **out}
+
+  def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
+               noise: bool = False) -> jax.Array:
+    """Samples in y-space: f_psi^{-1}(mu(z)) (+ sigma * eps in feature space when `noise`)."""
+    z_rng, eps_rng = jax.random.split(rng)
+    f = self.vae.generate(z_rng, batch, temperature)
+    if noise:
+      f = f + jnp.exp(self.vae.log_sigma) * temperature * jax.random.normal(eps_rng, f.shape, f.dtype)
+    return self.from_features(f)
+
+  def reconstruct(self, y: jax.Array, rng: jax.Array) -> jax.Array:
+    """Encode-decode real images (eval mode) and map the decoder mean back to y-space."""
+    return self.from_features(self(y, rng, train=False)["mean"])

@@ -1,0 +1,195 @@
+"""The invertible map f_psi of AV-ADE: a Real-NVP built from Distrax bijectors (papers/002 sec. 4, app. C, F).
+
+Structure for `num_scales` scales and `num_couplings` couplings per scale (Dinh et al. 2017):
+  scale s < last:  couplings with alternating checkerboard masks, squeeze (H,W,C)->(H/2,W/2,4C),
+                   couplings with alternating channel masks, factor out half the channels,
+                   recurse on the other half, re-assemble and un-squeeze.
+  last scale:      couplings with alternating checkerboard masks.
+The factored parts are re-assembled, so the feature tensor always has the image's shape.
+
+Every coupling is a `distrax.MaskedCoupling` whose conditioner is a small weight-normed ResNet with batch
+norm. Batch norm does not enter the log-det (the conditioner only sees the masked half), but its
+statistics do: `train=True` uses batch statistics and updates the running averages, `train=False` uses
+the running averages. The last layer of every conditioner starts at zero, so a fresh flow is the identity.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adejax.models import layers
+
+
+# ----------------------------------------------------------------------------- fixed preprocessing
+def logit_preprocess(alpha: float = 0.05) -> distrax.Bijector:
+  """y in [0,1]^(H,W,C) -> s = logit(alpha + (1 - 2 alpha) y), with its log-det summed per example."""
+  return distrax.Block(
+      distrax.Chain([distrax.Inverse(distrax.Sigmoid()),
+                     distrax.ScalarAffine(shift=alpha, scale=1.0 - 2.0 * alpha)]), ndims=3)
+
+
+def centre_preprocess() -> distrax.Bijector:
+  """y in [0,1]^(H,W,C) -> 2y - 1 in [-1,1], log-det D log 2 per example."""
+  return distrax.Block(distrax.ScalarAffine(shift=-1.0, scale=2.0), ndims=3)
+
+
+PREPROCESSORS = {"logit": logit_preprocess, "centre": lambda alpha=None: centre_preprocess()}
+
+
+def preprocess_bijector(name: str, alpha: float = 0.05) -> distrax.Bijector:
+  if name not in PREPROCESSORS:
+    raise ValueError(f"Unknown preprocessing {name!r}; choose one of {sorted(PREPROCESSORS)}.")
+  return PREPROCESSORS[name](alpha)
+
+
+# ----------------------------------------------------------------------------- volume-preserving parts
+def squeeze(x: jax.Array) -> jax.Array:
+  b, h, w, c = x.shape
+  if h % 2 or w % 2:
+    raise ValueError(f"Cannot squeeze a {h}x{w} feature map: spatial sizes must be even. Use fewer "
+                     "flow scales or an image size divisible by 2**(num_scales - 1).")
+  x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze(x: jax.Array) -> jax.Array:
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, 2, 2, c // 4).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, 2 * h, 2 * w, c // 4)
+
+
+def checkerboard_mask(shape: Sequence[int], parity: int) -> np.ndarray:
+  h, w, c = shape
+  board = (np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == parity
+  return np.broadcast_to(board[:, :, None], (h, w, c)).copy()
+
+
+def channel_mask(shape: Sequence[int], parity: int) -> np.ndarray:
+  h, w, c = shape
+  first_half = np.arange(c) < c // 2
+  return np.broadcast_to(first_half != bool(parity), (h, w, c)).copy()
+
+
+class MultiScale(distrax.Bijector):
+  """One Real-NVP scale: checkerboard couplings, then (unless last) squeeze, channel couplings,
+  factor-out of half the channels, the next scale on the other half, and re-assembly."""
+
+  def __init__(self, checkerboard: distrax.Bijector, channel: distrax.Bijector | None = None,
+               next_scale: distrax.Bijector | None = None):
+    super().__init__(event_ndims_in=3, event_ndims_out=3)
+    self._checkerboard, self._channel, self._next = checkerboard, channel, next_scale
+
+  def forward_and_log_det(self, x):
+    x, log_det = self._checkerboard.forward_and_log_det(x)
+    if self._channel is None:
+      return x, log_det
+    x, ld = self._channel.forward_and_log_det(squeeze(x))
+    kept, rest = jnp.split(x, 2, axis=-1)
+    rest, ld_next = self._next.forward_and_log_det(rest)
+    return unsqueeze(jnp.concatenate([kept, rest], axis=-1)), log_det + ld + ld_next
+
+  def inverse_and_log_det(self, y):
+    log_det = 0.0
+    if self._channel is not None:
+      kept, rest = jnp.split(squeeze(y), 2, axis=-1)
+      rest, ld_next = self._next.inverse_and_log_det(rest)
+      y, ld = self._channel.inverse_and_log_det(jnp.concatenate([kept, rest], axis=-1))
+      y, log_det = unsqueeze(y), ld + ld_next
+    x, ld = self._checkerboard.inverse_and_log_det(y)
+    return x, log_det + ld
+
+
+# ----------------------------------------------------------------------------- Flax module
+class CouplingNet(nn.Module):
+  """Conditioner: a small ResNet (weight norm + batch norm) giving shift and log-scale."""
+  out_channels: int
+  width: int = 32
+  num_blocks: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool):
+    h = layers.WNConv(self.width)(x)
+    for _ in range(self.num_blocks):
+      h = layers.ResidualBlock(self.width, activation="relu", batch_norm=True)(h, train=train)
+    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    h = layers.WNConv(2 * self.out_channels, g_init=nn.initializers.zeros)(h)
+    shift, raw_scale = jnp.split(h, 2, axis=-1)
+    # Real-NVP's bounded log-scale: a learned per-channel factor times tanh.
+    factor = self.param("log_scale_factor", nn.initializers.ones, (self.out_channels,))
+    return shift, factor * jnp.tanh(raw_scale)
+
+
+def _affine(params) -> distrax.Bijector:
+  shift, log_scale = params
+  return distrax.ScalarAffine(shift=shift, log_scale=log_scale)
+
+
+class RealNVP(nn.Module):
+  """f_psi. Call `forward_and_log_det(x, train=...)` / `inverse_and_log_det(y, train=...)`
+  through `module.apply(variables, x, method=...)`; log-dets are per example."""
+  image_shape: tuple[int, int, int]
+  num_scales: int = 1
+  num_couplings: int = 3
+  num_blocks: int = 2
+  width: int = 32
+
+  def setup(self):
+    h, w, c = self.image_shape
+    if not 1 <= self.num_scales <= 6:
+      raise ValueError(f"flow num_scales must be in 1..6, got {self.num_scales}")
+    factor = 2 ** (self.num_scales - 1)
+    if h % factor or w % factor:
+      raise ValueError(f"A {self.num_scales}-scale flow needs image sizes divisible by {factor}; "
+                       f"got {h}x{w}. Reduce flow scales or pad the images.")
+    make = functools.partial(CouplingNet, width=self.width, num_blocks=self.num_blocks)
+    nets, shapes = [], []
+    for s in range(self.num_scales):
+      shape = (h >> s, w >> s, c << s)  # the part of the tensor this scale transforms
+      shapes.append(shape)
+      nets.append([make(shape[2]) for _ in range(self.num_couplings)])
+      if s < self.num_scales - 1:
+        nets.append([make(4 * shape[2]) for _ in range(self.num_couplings)])
+    self.nets = nets
+    self.shapes = shapes
+
+  def bijector(self, train: bool) -> distrax.Bijector:
+    """The whole f_psi as one Distrax bijector (composes with distrax.Transformed / Chain)."""
+    def chain(nets, shape, mask_fn):
+      couplings = [distrax.MaskedCoupling(mask_fn(shape, i % 2),
+                                          functools.partial(net, train=train), _affine,
+                                          event_ndims=3)
+                   for i, net in enumerate(nets)]
+      return distrax.Chain(couplings[::-1])  # Chain applies its last element first
+
+    bij = None
+    for s in reversed(range(self.num_scales)):
+      shape = self.shapes[s]
+      board = chain(self.nets[2 * s], shape, checkerboard_mask)
+      if bij is None:
+        bij = MultiScale(board)
+      else:
+        sq = (shape[0] // 2, shape[1] // 2, 4 * shape[2])
+        bij = MultiScale(board, chain(self.nets[2 * s + 1], sq, channel_mask), bij)
+    return bij
+
+  def _check(self, x):
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
+      raise ValueError(f"RealNVP expects a batch of shape (B, {', '.join(map(str, self.image_shape))})"
+                       f", got {tuple(x.shape)}.")
+
+  def forward_and_log_det(self, x: jax.Array, train: bool = False):
+    self._check(x)
+    return self.bijector(train).forward_and_log_det(x)
+
+  def inverse_and_log_det(self, y: jax.Array, train: bool = False):
+    self._check(y)
+    return self.bijector(train).inverse_and_log_det(y)
+
+  def __call__(self, x: jax.Array, train: bool = False):
+    return self.forward_and_log_det(x, train)

@@ -1,0 +1,206 @@
+"""Hierarchical VAE with top-down inference (papers/002 appendix B.1, B.2, Table 6 and section 5.1).
+
+Latent-variable model in feature space: p(f) = ∫ N(f | mu(z), sigma^2 I) p(z) dz with a trainable
+isotropic sigma. Stochastic layers of `latent_channels` (paper: 32) channels sit at the decoder's
+resolutions, lowest first:
+  bottom-up pass:  encoder features h_l at every resolution level l;
+  top-down pass:   x starts as a learned constant at the lowest resolution; at each stochastic level
+                   the prior p(z_l | x) and posterior q(z_l | x, h_l) are diagonal Gaussians (the lowest
+                   level's prior is N(0, I)), z_l is merged into x, then x is upsampled.
+Optionally one IAF step (weight norm only, autoregressive over latent channels) refines each posterior.
+
+Architectures:
+  "sngan":  the non-residual SNGAN generator shape of the Table 1 ablation (no spectral norm, ELU), with
+            a mirrored encoder; channels 512 -> 256 -> 128 -> 64 from the lowest resolution up.
+  "resnet": the residual IAF-VAE shape of Table 6 (stem 16; blocks 32, down 64, down 128, down 256).
+`width` multiplies channels (wg = 2). 64x64 images get one more level at 64x64, 128x128 two.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adejax.models import gaussian, layers
+
+ARCHITECTURES = {
+    # channels per level from the lowest resolution up, for 32x32 images
+    "sngan": (512, 256, 128, 64),
+    "resnet": (256, 128, 64, 32),
+}
+
+
+def architecture(arch: str, image_shape, width: float = 1.0):
+  """(sizes, channels) per resolution level, lowest resolution first."""
+  if arch not in ARCHITECTURES:
+    raise ValueError(f"Unknown VAE architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}.")
+  if len(image_shape) != 3:
+    raise ValueError(f"image_shape must be (H, W, C), got {image_shape!r}")
+  h, w, _ = image_shape
+  if h != w:
+    raise ValueError(f"Only square images are supported, got {h}x{w}.")
+  n = 4 + (max(0, int(round(math.log2(h / 32)))) if h >= 64 else 0)
+  while n > 1 and h % 2 ** (n - 1):
+    n -= 1
+  if n < 2:
+    raise ValueError(f"Image size {h} must be divisible by 2 at least once (e.g. 28, 32, 48, 64, 128).")
+  base = ARCHITECTURES[arch]
+  chans = list(base[-n:]) if n <= len(base) else list(base) + [base[-1]] * (n - len(base))
+  chans = [max(8, int(round(c * width))) for c in chans]
+  sizes = [h >> (n - 1 - l) for l in range(n)]
+  return sizes, chans
+
+
+class ConvBlock(nn.Module):
+  """Non-residual SNGAN-style block: [upsample] -> weight-normed conv -> ELU."""
+  features: int
+  kernel_size: tuple[int, int] = (3, 3)
+  strides: tuple[int, int] = (1, 1)
+  up: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    if self.up:
+      x = layers.upsample(x)
+    return nn.elu(layers.WNConv(self.features, self.kernel_size, self.strides)(x))
+
+
+def _made_masks(channels: int, hidden: int):
+  """MADE masks making outputs autoregressive over channels (output j sees inputs < j)."""
+  d_in = np.arange(1, channels + 1)
+  d_hid = np.arange(hidden) % max(channels - 1, 1) + 1
+  m_in = (d_hid[None, :] >= d_in[:, None]).astype(np.float32)
+  m_out = (d_in[None, :] > d_hid[:, None]).astype(np.float32)
+  return m_in, m_out
+
+
+class IAFStep(nn.Module):
+  """z = sig * z0 + (1 - sig) * m with (m, sig) autoregressive in z0 over channels (Kingma et al. 2016).
+
+  Returns (z, log|det dz/dz0|) per example; the Jacobian is triangular with diagonal sig.
+  """
+  hidden: int = 64
+
+  @nn.compact
+  def __call__(self, z0, context):
+    c = z0.shape[-1]
+    m_in, m_out = _made_masks(c, self.hidden)
+    h = layers.WNDense(self.hidden)(z0, mask=m_in) + layers.WNDense(self.hidden)(context)
+    h = nn.elu(h)
+    m = layers.WNDense(c, g_init=nn.initializers.zeros)(h, mask=m_out)
+    s = layers.WNDense(c, g_init=nn.initializers.zeros)(h, mask=m_out)
+    sig = nn.sigmoid(s + 2.0)  # starts close to the identity
+    z = sig * z0 + (1.0 - sig) * m
+    return z, jnp.sum(jnp.log(sig).reshape(z.shape[0], -1), axis=-1)
+
+
+class StochasticLayer(nn.Module):
+  """One top-down stochastic layer: prior p(z|x), posterior q(z|x,h), merge of z into x."""
+  features: int
+  latent_channels: int = 32
+  standard_prior: bool = False
+  iaf: bool = False
+
+  @nn.compact
+  def __call__(self, x, h_enc: Optional[jax.Array], rng, temperature: float = 1.0):
+    zc = self.latent_channels
+    shape = x.shape[:-1] + (zc,)
+    prior_head = layers.WNConv(2 * zc, g_init=nn.initializers.zeros, name="prior")
+    post_head = layers.WNConv(3 * zc, g_init=nn.initializers.zeros, name="posterior")
+    if self.standard_prior:
+      p_mean = p_log_std = jnp.zeros(shape, x.dtype)
+    else:
+      p_mean, p_log_std = jnp.split(prior_head(nn.elu(x)), 2, axis=-1)
+    eps = jax.random.normal(rng, shape, x.dtype)
+    if h_enc is None:  # generation: sample the prior
+      z, stats = p_mean + jnp.exp(p_log_std) * eps * temperature, None
+    else:
+      q_mean, q_log_std, context = jnp.split(post_head(nn.elu(jnp.concatenate([x, h_enc], -1))), 3, -1)
+      z = q_mean + jnp.exp(q_log_std) * eps
+      log_q = gaussian.log_prob(z, q_mean, q_log_std)
+      if self.iaf:
+        z, log_det = IAFStep(name="iaf")(z, context)
+        log_q = log_q - log_det
+      log_p = gaussian.log_prob(z, p_mean, p_log_std)
+      kl = log_q - log_p if self.iaf else gaussian.kl(q_mean, q_log_std, p_mean, p_log_std)
+      stats = {"kl": kl, "log_q": log_q, "log_p": log_p}
+    return x + layers.WNConv(self.features, name="merge")(z), stats
+
+
+class HierarchicalVAE(nn.Module):
+  """Top-down hierarchical VAE over a (B, H, W, C) feature tensor.
+
+  Methods (through `apply(..., method=...)`):
+    __call__(f, rng)           -> dict(mean, log_sigma, kl, log_q, log_p): encode-decode, per-example terms
+    generate(rng, n, temperature) -> decoder means mu(z) for z ~ p(z)
+  """
+  image_shape: tuple[int, int, int]
+  arch: str = "sngan"
+  width: float = 1.0
+  latent_channels: int = 32
+  latent_levels: int = 0  # stochastic levels from the lowest resolution up; 0 = all levels
+  iaf: bool = False
+  log_sigma_init: float = 0.0
+
+  def setup(self):
+    sizes, chans = architecture(self.arch, self.image_shape, self.width)
+    n = len(sizes)
+    k = self.latent_levels or n
+    if not 1 <= k <= n:
+      raise ValueError(f"latent_levels must be in 0..{n} for {sizes[-1]}px images, got {self.latent_levels}")
+    self.num_levels, self.num_stochastic, self.sizes = n, k, sizes
+    top = n - 1
+    if self.arch == "sngan":
+      self.stem = None
+      self.encoder = [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2))
+                      for l in reversed(range(n))]
+      self.decoder = [ConvBlock(chans[l + 1], up=True) for l in range(n - 1)]
+      self.final = None
+    else:
+      self.stem = layers.WNConv(max(8, int(round(16 * self.width))))
+      self.encoder = [layers.ResidualBlock(chans[l], None if l == top else "down")
+                      for l in reversed(range(n))]
+      self.decoder = [layers.ResidualBlock(chans[l + 1], "up") for l in range(n - 1)]
+      self.final = layers.ResidualBlock(chans[top])
+    self.stochastic = [StochasticLayer(chans[l], self.latent_channels, standard_prior=(l == 0),
+                                       iaf=self.iaf) for l in range(k)]
+    self.start = self.param("start", nn.initializers.normal(1.0), (1, sizes[0], sizes[0], chans[0]))
+    self.out = layers.WNConv(self.image_shape[-1])
+    self.log_sigma = self.param("log_sigma", nn.initializers.constant(self.log_sigma_init), ())
+
+  def _encode(self, f):
+    h = f if self.stem is None else self.stem(f)
+    hs = []
+    for block in self.encoder:
+      h = block(h)
+      hs.append(h)
+    return hs[::-1]  # lowest resolution first
+
+  def _decode(self, batch: int, rng, hs=None, temperature: float = 1.0):
+    x = jnp.broadcast_to(self.start, (batch,) + self.start.shape[1:])
+    stats = []
+    for l in range(self.num_levels):
+      if l < self.num_stochastic:
+        x, s = self.stochastic[l](x, None if hs is None else hs[l], jax.random.fold_in(rng, l),
+                                  temperature)
+        stats.append(s)
+      if l < self.num_levels - 1:
+        x = self.decoder[l](x)
+    if self.final is not None:
+      x = self.final(x)
+    return self.out(nn.elu(x)), stats
+
+  def __call__(self, f: jax.Array, rng: jax.Array):
+    if f.ndim != 4 or tuple(f.shape[1:]) != tuple(self.image_shape):
+      raise ValueError(f"HierarchicalVAE expects (B, {', '.join(map(str, self.image_shape))}), "
+                       f"got {tuple(f.shape)}.")
+    mean, stats = self._decode(f.shape[0], rng, self._encode(f))
+    total = {k: sum(s[k] for s in stats) for k in ("kl", "log_q", "log_p")}
+    return {"mean": mean, "log_sigma": self.log_sigma, **total}
+
+  def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0) -> jax.Array:
+    return self._decode(batch, rng, None, temperature)[0]
