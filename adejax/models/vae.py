@@ -158,7 +158,7 @@ class HierarchicalVAE(nn.Module):
       self.stem = None
       self.encoder = [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2))
                       for l in reversed(range(n))]
-      self.decoder = [ConvBlock(chans[l + 1], up=True) for l in range(n - 1)]
+      self.decoder = [ConvBlock(chans[l + 1], (4, 4), up=True) for l in range(n - 1)]
       self.final = None
     else:
       self.stem = layers.WNConv(max(8, int(round(16 * self.width))))

@@ -1,0 +1,133 @@
+"""Model parts: shapes and parameter counts at every size, KL against Monte Carlo, IAF log-det, errors."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adejax import losses
+from adejax.models import ade, discriminators, flows, vae
+
+
+def count(params) -> int:
+  return sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+
+
+def _shapes(module, *args, **kw):
+  """Variables' shapes without computing them (cheap even for 128x128 models)."""
+  return jax.eval_shape(lambda *a: module.init(jax.random.key(0), *a, **kw), *args)
+
+
+SIZES = [(28, 1), (32, 3), (48, 3), (64, 3), (128, 3)]
+
+
+@pytest.mark.parametrize("arch", ["sngan", "resnet"])
+@pytest.mark.parametrize("size,channels", SIZES)
+def test_vae_shapes_every_size(arch, size, channels):
+  shape = (size, size, channels)
+  m = vae.HierarchicalVAE(shape, arch=arch)
+  x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
+  variables = _shapes(m, x, jax.random.key(1))
+  out = jax.eval_shape(lambda v: m.apply(v, jnp.zeros((2,) + shape), jax.random.key(1)), variables)
+  assert out["mean"].shape == (2,) + shape
+  assert out["kl"].shape == out["log_q"].shape == out["log_p"].shape == (2,)
+  gen = jax.eval_shape(lambda v: m.apply(v, jax.random.key(2), 3, method="generate"), variables)
+  assert gen.shape == (3,) + shape
+  sizes, _ = vae.architecture(arch, shape)
+  assert sizes[-1] == size and sizes[0] in (4, 6, 7)
+  print(f"{arch} VAE {shape}: {count(variables['params']):,} parameters, levels {sizes}")
+
+
+@pytest.mark.parametrize("arch", ["conv", "resnet"])
+@pytest.mark.parametrize("size,channels", SIZES)
+def test_discriminator_shapes_every_size(arch, size, channels):
+  d = discriminators.Discriminator(arch)
+  x = jax.ShapeDtypeStruct((2, size, size, channels), jnp.float32)
+  variables = _shapes(d, x)
+  out = jax.eval_shape(lambda v: d.apply(v, jnp.zeros((2, size, size, channels))), variables)
+  assert out.shape == (2,)
+  print(f"{arch} discriminator {size}x{size}x{channels}: {count(variables['params']):,} parameters")
+
+
+def test_flow_is_a_small_fraction_of_the_ablation_model():
+  """Paper: f_psi adds about 1.4% of the weights (3 couplings x 2 residual blocks at 32 channels)."""
+  shape = (32, 32, 3)
+  x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
+  n_vae = count(_shapes(vae.HierarchicalVAE(shape, "sngan"), x, jax.random.key(0))["params"])
+  n_flow = count(_shapes(flows.RealNVP(shape, 1, 3, 2, 32), x)["params"])
+  fraction = n_flow / n_vae
+  print(f"ablation VAE {n_vae:,} parameters; f_psi {n_flow:,} = {100 * fraction:.2f}%")
+  assert 100_000 < n_flow < 140_000
+  assert 0.005 < fraction < 0.03
+
+
+def _tiny_vae(iaf=False):
+  m = vae.HierarchicalVAE((8, 8, 1), arch="resnet", width=0.25, latent_channels=4, iaf=iaf)
+  f = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
+  v = m.init(jax.random.key(1), f, jax.random.key(2))
+  # move the posterior/prior heads away from their zero initialisation
+  leaves, tree = jax.tree_util.tree_flatten(v)
+  keys = jax.random.split(jax.random.key(3), len(leaves))
+  v = jax.tree_util.tree_unflatten(tree, [l + 0.2 * jax.random.normal(k, l.shape)
+                                          for l, k in zip(leaves, keys)])
+  return m, v, f
+
+
+@pytest.mark.parametrize("iaf", [False, True])
+def test_hierarchical_kl_against_monte_carlo(iaf):
+  """E_rng[kl] (analytic per layer given the samples above it) == E_rng[log q - log p]."""
+  m, v, f = _tiny_vae(iaf)
+  keys = jax.random.split(jax.random.key(4), 4000)
+  out = jax.vmap(lambda k: m.apply(v, f, k))(keys)
+  mc = out["log_q"] - out["log_p"]
+  kl = out["kl"]
+  assert float(jnp.min(kl.mean(0))) > 0.5  # a non-trivial KL
+  stderr = mc.std(0) / np.sqrt(len(keys))
+  np.testing.assert_array_less(jnp.abs(kl.mean(0) - mc.mean(0)), 4 * stderr + 1e-3)
+
+
+def test_iaf_step_logdet_matches_jacobian():
+  step = vae.IAFStep(hidden=16)
+  z0 = jax.random.normal(jax.random.key(0), (1, 1, 1, 6))
+  ctx = jax.random.normal(jax.random.key(1), (1, 1, 1, 16))
+  v = step.init(jax.random.key(2), z0, ctx)
+  leaves, tree = jax.tree_util.tree_flatten(v)
+  v = jax.tree_util.tree_unflatten(tree, [l + 0.5 for l in leaves])
+  z, ld = step.apply(v, z0, ctx)
+  jac = jax.jacfwd(lambda t: step.apply(v, t.reshape(z0.shape), ctx)[0].reshape(-1))(z0.reshape(-1))
+  np.testing.assert_allclose(jnp.triu(jac, 1), 0.0, atol=1e-7)  # autoregressive: triangular
+  np.testing.assert_allclose(ld[0], jnp.linalg.slogdet(jac)[1], rtol=1e-5)
+  assert float(jnp.max(jnp.abs(z - z0))) > 1e-3
+
+
+def test_ade_model_likelihood_and_sampling():
+  shape = (8, 8, 1)
+  m = ade.ADEModel(shape, arch="resnet", width=0.25, latent_channels=4, flow_width=8, flow_blocks=1)
+  y = jax.random.uniform(jax.random.key(0), (2,) + shape)
+  v = m.init(jax.random.key(1), y, jax.random.key(2))
+  out, upd = m.apply(v, y, jax.random.key(2), mutable=["batch_stats"])
+  loss, terms = losses.coverage_loss(out)
+  assert loss.shape == (2,) and set(terms) == {"nll", "kl", "logdet"}
+  # at initialisation the flow is the identity: only the logit preprocessing contributes a log-det
+  _, pre = flows.logit_preprocess(0.05).forward_and_log_det(y)
+  np.testing.assert_allclose(out["logdet"], pre, rtol=1e-5)
+  samples = m.apply(v, jax.random.key(3), 5, method="generate")
+  assert samples.shape == (5,) + shape
+  rec = m.apply(v, y, jax.random.key(4), method="reconstruct")
+  assert rec.shape == y.shape
+
+
+def test_bad_inputs_raise_clear_errors():
+  with pytest.raises(ValueError, match="Unknown VAE architecture 'bogus'"):
+    vae.architecture("bogus", (32, 32, 3))
+  with pytest.raises(ValueError, match="square"):
+    vae.architecture("sngan", (32, 16, 3))
+  m = vae.HierarchicalVAE((8, 8, 1), arch="resnet", width=0.25)
+  with pytest.raises(ValueError, match=r"expects \(B, 8, 8, 1\)"):
+    m.init(jax.random.key(0), jnp.zeros((8, 8, 1)), jax.random.key(0))
+  with pytest.raises(ValueError, match="latent_levels"):
+    vae.HierarchicalVAE((8, 8, 1), latent_levels=7).init(
+        jax.random.key(0), jnp.zeros((1, 8, 8, 1)), jax.random.key(0))
+  with pytest.raises(ValueError, match="Unknown discriminator"):
+    discriminators.Discriminator("bogus").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  with pytest.raises(ValueError, match="expects images"):
+    discriminators.Discriminator("conv").init(jax.random.key(0), jnp.zeros((8, 8, 1)))
