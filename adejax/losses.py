@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from adejax.models import gaussian
+from adejax.models.ade import to_signed
 
 LOG_256 = math.log(256.0)
 
@@ -88,3 +89,72 @@ def gradient_penalty(logit_fn: Callable[[jax.Array], jax.Array], real: jax.Array
   grads = jax.grad(lambda x: jnp.sum(logit_fn(x)))(x_hat)
   norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
   return jnp.mean(jnp.square(norms - 1.0))
+
+
+# ----------------------------------------------------------------------------- objectives on models
+def _variables(params, batch_stats):
+  return {"params": params, "batch_stats": batch_stats}
+
+
+def per_dim_bits(terms: Mapping[str, jax.Array], num_dims: int) -> dict:
+  """Each per-example nats term as a batch-mean in bits per dimension (nll, kl, logdet)."""
+  return {k: jnp.mean(v) / (num_dims * math.log(2.0)) for k, v in terms.items()}
+
+
+def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle: bool,
+                   adversarial: bool, adv_weight, sample_noise: bool = False,
+                   constrain=lambda x: x):
+  """Algorithm 1, generator objective: mean L_C (eq. 4) + adv_weight * L_Q (eq. 5).
+
+  f_psi gets gradients from L_C only: the samples for L_Q are generated with f_psi's parameters
+  behind stop_gradient, so the adversarial gradient flows through f_psi^{-1} into the VAE (theta) but
+  never into psi. Returns (loss, (metrics, new batch_stats)).
+  """
+  post_rng, prior_rng = jax.random.split(rng)
+  num_dims = math.prod(y.shape[1:])
+  loss, metrics, new_stats = 0.0, {}, batch_stats
+  if mle:
+    out, updates = model.apply(_variables(params, batch_stats), y, post_rng, train=True,
+                               mutable=["batch_stats"])
+    per_example, terms = coverage_loss(out)
+    loss = jnp.mean(per_example)
+    new_stats = updates.get("batch_stats", batch_stats)
+    metrics.update(coverage_loss=loss, bpd=jnp.mean(bits_per_dim(per_example, num_dims)),
+                   **{f"{k}_bpd": v for k, v in per_dim_bits(terms, num_dims).items()},
+                   sigma=jnp.exp(out["log_sigma"]))
+  if adversarial:
+    frozen = dict(params)
+    if "flow" in frozen:
+      frozen["flow"] = jax.lax.stop_gradient(frozen["flow"])
+    fake = constrain(model.apply(_variables(frozen, batch_stats), prior_rng, y.shape[0],
+                                 noise=sample_noise, method="generate"))
+    quality = quality_loss(disc.apply({"params": disc_params}, to_signed(fake)))
+    loss = loss + adv_weight * quality
+    metrics["quality_loss"] = quality
+  metrics["generator_loss"] = loss
+  return loss, (metrics, new_stats)
+
+
+def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight):
+  """Cross-entropy real vs generated + gp_weight * gradient penalty (appendix B.3). Images in [-1,1]."""
+  logit_fn = lambda x: disc.apply({"params": disc_params}, x)
+  real_logits, fake_logits = logit_fn(real), logit_fn(fake)
+  ce = discriminator_loss(real_logits, fake_logits)
+  gp = gradient_penalty(logit_fn, real, fake, rng)
+  metrics = {"disc_loss": ce, "gradient_penalty": gp, "real_logit": jnp.mean(real_logits),
+             "fake_logit": jnp.mean(fake_logits)}
+  return ce + gp_weight * gp, metrics
+
+
+def heldout_nll(params, batch_stats, y, rng, *, model, iwae_samples: int = 0):
+  """Per-example upper bounds on -log p(y) in eval mode: the ELBO bound and, for K > 0, IWAE-K."""
+  variables = _variables(params, batch_stats)
+  out = model.apply(variables, y, rng, train=False)
+  elbo_nll, terms = coverage_loss(out)
+  result = {"elbo": elbo_nll, **terms}
+  if iwae_samples:
+    keys = jax.random.split(jax.random.fold_in(rng, 1), iwae_samples)
+    log_w = jax.lax.map(lambda k: log_importance_weight(model.apply(variables, y, k, train=False)),
+                        keys)
+    result["iwae"] = -importance_weighted_bound(log_w)
+  return result

@@ -1,0 +1,133 @@
+"""The config schema shared by every runnable config, and its validation.
+
+`base_config()` holds every field with a comment; configs in configs/ start from it and override a
+few fields, so a misspelled key is always an error (the ConfigDict is locked). `validate(config)`
+raises ConfigError with one line naming the key for any invalid value or impossible combination.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from adejax.models import discriminators, vae
+
+MODES = {
+    # name: (f_psi, adversarial, maximum likelihood) -- papers/002 Table 1
+    "gan": (False, True, False),
+    "vae": (False, False, True),
+    "v-ade": (True, False, True),
+    "av-gde": (False, True, True),
+    "av-ade": (True, True, True),
+}
+
+
+class ConfigError(ValueError):
+  """A user error in the configuration: printed as one line, no stack trace."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0                       # root of every random number in the run
+  c.mode = "av-ade"                # one of MODES: gan | vae | v-ade | av-gde | av-ade
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files) or a TFDS name
+  c.data.idx_dir = ""              # folder with the four IDX files; "" = $ADEJAX_IDX_DIR or Debian's path
+  c.data.tfds_data_dir = ""        # TFDS data_dir holding prepared datasets; "" = TFDS default
+  c.data.image_size = 32           # model resolution
+  c.data.resize = "pad"            # "pad" (centre zero-pad, e.g. 28 -> 32) or "resize" (area/bilinear)
+  c.data.train_split = "train"
+  c.data.eval_split = "test"       # held-out numbers always use the test split
+
+  c.model = ml_collections.ConfigDict()
+  c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
+  c.model.logit_alpha = 0.05
+  c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
+  c.model.width = 1.0              # channel multiplier; wg = 2.0
+  c.model.latent_channels = 32     # per stochastic layer (appendix C)
+  c.model.latent_levels = 0        # stochastic levels from the lowest resolution up; 0 = all
+  c.model.iaf = False              # one IAF step on each posterior (appendix B.2)
+  c.model.log_sigma_init = -1.0    # initial log of the decoder's isotropic sigma (feature space)
+  c.model.sample_noise = False     # add sigma * eps to mu(z) when sampling (eq. 5 uses the mean)
+  c.model.flow_scales = 1          # f_psi: scales (s2 = 2)
+  c.model.flow_couplings = 3       # couplings per scale
+  c.model.flow_blocks = 2          # residual blocks per coupling network
+  c.model.flow_width = 32          # channels of the coupling networks
+  c.model.disc_arch = "conv"       # "conv" (SNGAN-style) or "resnet" (rd)
+  c.model.disc_width = 1.0
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
+  c.loss.gp_weight = 100.0         # gradient penalty coefficient (app. B.3, C)
+  c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 2e-3                # Adamax, appendix C
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.disc_lr = 2e-3
+  c.optim.grad_clip = 0.0          # global-norm clip of each update; 0 = off
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64          # global batch (64 for CIFAR-10, 32 at higher resolution)
+  c.train.num_steps = 100_000
+  c.train.disc_steps = 1           # discriminator updates per generator update (Algorithm 1)
+  c.train.ema_decay = 0.0          # EMA of generator parameters; 0 = off
+  c.train.log_every = 100
+  c.train.image_every = 1000       # sample and reconstruction grids (PNG + TensorBoard)
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 5000              # held-out bits/dim during training; 0 = only at the end
+  c.eval.batch_size = 256
+  c.eval.num_examples = 0          # 0 = the whole eval split
+  c.eval.iwae_samples = 0          # K for the IWAE bound in `--mode=eval`; 0 = ELBO only
+  c.eval.num_samples = 64          # images per sample grid
+
+  c.ckpt = ml_collections.ConfigDict()
+  c.ckpt.every = 1000              # save every N steps (and at the end, and on SIGTERM)
+  c.ckpt.keep = 3                  # checkpoints kept
+  c.lock()  # a misspelled key in a config file or an override is an error, not a new field
+  return c
+
+
+def _check(cond: bool, key: str, msg: str):
+  if not cond:
+    raise ConfigError(f"config.{key}: {msg}")
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  _check(c.mode in MODES, "mode", f"{c.mode!r} is not one of {sorted(MODES)}")
+  m, d, t = c.model, c.data, c.train
+  _check(m.arch in vae.ARCHITECTURES, "model.arch", f"{m.arch!r} is not one of {sorted(vae.ARCHITECTURES)}")
+  _check(m.disc_arch in discriminators.DISCRIMINATORS, "model.disc_arch",
+         f"{m.disc_arch!r} is not one of {list(discriminators.DISCRIMINATORS)}")
+  _check(m.preprocess in ("logit", "centre"), "model.preprocess", "must be 'logit' or 'centre'")
+  _check(0.0 < m.logit_alpha < 0.5, "model.logit_alpha", "must be in (0, 0.5)")
+  _check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
+  _check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
+  _check(d.image_size >= 8, "data.image_size", "must be at least 8")
+  try:
+    sizes, _ = vae.architecture(m.arch, (d.image_size, d.image_size, 1))
+  except ValueError as e:
+    raise ConfigError(f"config.data.image_size: {e}") from None
+  _check(0 <= m.latent_levels <= len(sizes), "model.latent_levels",
+         f"must be in 0..{len(sizes)} for {d.image_size}px images")
+  _check(1 <= m.flow_scales <= 6, "model.flow_scales", "must be in 1..6")
+  factor = 2 ** (m.flow_scales - 1)
+  _check(not MODES[c.mode][0] or d.image_size % factor == 0, "model.flow_scales",
+         f"{m.flow_scales} scales need an image size divisible by {factor}, got {d.image_size}")
+  _check(m.flow_couplings >= 1 and m.flow_blocks >= 0 and m.flow_width >= 1, "model.flow_couplings",
+         "flow couplings, blocks and width must be positive")
+  _check(t.batch_size >= 1, "train.batch_size", "must be positive")
+  _check(t.num_steps >= 1, "train.num_steps", "must be positive")
+  _check(t.disc_steps >= 1, "train.disc_steps", "must be at least 1")
+  _check(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+  _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
+  _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
+  _check(c.optim.lr > 0 and c.optim.disc_lr > 0, "optim.lr", "learning rates must be positive")
+
+
+def check_devices(c: ml_collections.ConfigDict, num_devices: int, num_processes: int) -> None:
+  for key, size in (("train.batch_size", c.train.batch_size), ("eval.batch_size", c.eval.batch_size)):
+    _check(size % num_devices == 0, key,
+           f"{size} is not divisible by the {num_devices} devices; use a multiple of {num_devices}")
+  del num_processes

@@ -1,0 +1,135 @@
+"""Evaluate a trained run: `python -m adejax.evaluate --workdir=DIR [--config.eval.iwae_samples=K]`.
+
+Restores the latest checkpoint in DIR (EMA parameters when the run keeps them), computes held-out
+bits/dim bounds on the test split (ELBO and, with K > 0, IWAE-K; both are upper bounds), writes
+DIR/eval/metrics.json, sample grids at several temperatures and real|reconstruction pairs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import jax
+import ml_collections
+from absl import app, flags, logging
+
+from adejax import checkpointing, config_lib, input_pipeline, reporting
+
+TEMPERATURES = (0.6, 0.8, 1.0)
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise config_lib.ConfigError(f"{path} not found: is {workdir!r} the workdir of a training run?")
+  config = config_lib.base_config()
+  config.unlock()
+  config.update_from_flattened_dict(_flatten(json.load(open(path))))
+  config.lock()
+  return config
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def restore_trainer(config, workdir: str):
+  """(trainer, state, eval data) for the latest checkpoint of a run; fails if there is none."""
+  from adejax import train  # the training system, one layer up from the parts evaluated here
+
+  config_lib.validate(config)
+  eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
+  trainer = train.Trainer(config, eval_data.images.shape[1:])
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.ckpt.keep)
+  if ckpt.latest_step() is None:
+    raise config_lib.ConfigError(f"No checkpoint in {workdir}/checkpoints: train first "
+                                 "(python -m adejax.main --mode=train ...).")
+  state = ckpt.restore_latest(trainer.init_state(config.seed))
+  ckpt.close()
+  return trainer, state, eval_data
+
+
+def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATURES) -> list[str]:
+  return [reporting.save_png(os.path.join(out_dir, f"samples_t{t:.1f}.png"),
+                             trainer.sample(state, num, temperature=t, seed=0)) for t in temperatures]
+
+
+def evaluate_run(config, workdir: str) -> dict:
+  trainer, state, eval_data = restore_trainer(config, workdir)
+  step = int(jax.device_get(state.step))
+  logging.info("Evaluating step %d on %s/%s.", step, config.data.dataset, config.data.eval_split)
+  metrics = trainer.evaluate(state, eval_data, batch_size=config.eval.batch_size,
+                             num_examples=config.eval.num_examples,
+                             iwae_samples=config.eval.iwae_samples, seed=config.seed)
+  metrics["step"] = step
+  out_dir = os.path.join(workdir, "eval")
+  if jax.process_index() == 0:
+    write_samples(trainer, state, out_dir, config.eval.num_samples)
+    real = eval_data.images[:config.eval.num_samples]
+    reporting.save_png(os.path.join(out_dir, "reconstructions.png"),
+                       reporting.side_by_side(real, trainer.reconstruct(state, real)), ncols=8)
+    reporting.write_json(os.path.join(out_dir, "metrics.json"), metrics)
+  print(format_table(metrics))
+  return metrics
+
+
+def format_table(metrics: dict) -> str:
+  rows = [f"{k:<22} {v:.4f}" if isinstance(v, float) else f"{k:<22} {v}" for k, v in sorted(metrics.items())]
+  return "\n".join(["metric                 value (bpd values are upper bounds)", *rows])
+
+
+def apply_overrides(config, overrides) -> None:
+  """Apply KEY=VALUE strings (e.g. eval.iwae_samples=64), converting to each field's type."""
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise config_lib.ConfigError(f"override {item!r} must look like key=value")
+    parent, name = _walk(config, key)
+    old = parent[name]
+    if isinstance(old, bool):
+      value = text.lower() in ("1", "true", "yes")
+    else:
+      value = type(old)(text)
+    parent[name] = value
+
+
+def _walk(config, key: str):
+  *path, name = key.split(".")
+  node = config
+  try:
+    for part in path:
+      node = node[part]
+    node[name]  # noqa: B018 -- existence check
+  except (KeyError, AttributeError, TypeError):
+    raise config_lib.ConfigError(f"config.{key}: no such key") from None
+  return node, name
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  try:
+    if not FLAGS.workdir:
+      raise config_lib.ConfigError("--workdir is required")
+    config = load_run_config(FLAGS.workdir)
+    apply_overrides(config, FLAGS.override)
+    evaluate_run(config, FLAGS.workdir)
+  except (config_lib.ConfigError, input_pipeline.DataError, ValueError) as e:
+    print(f"adejax.evaluate: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  # Defined here, not at import, so `adejax.main` can import this module beside its own flags.
+  flags.DEFINE_string("workdir", None, "Workdir of a training run.")
+  flags.DEFINE_multi_string("override", [], "KEY=VALUE config overrides, e.g. eval.iwae_samples=64.")
+  app.run(main)

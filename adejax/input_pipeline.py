@@ -1,0 +1,192 @@
+"""Datasets as uint8 image arrays, and a deterministic, resumable batch order.
+
+Sources:
+  * IDX files (the offline default: real Fashion-MNIST from Debian's `dataset-fashion-mnist`, or any folder
+    holding the four standard files, gzipped or not): `data.dataset = "fashion_mnist_idx"` or "mnist_idx".
+  * tensorflow-datasets (cifar10, stl10, downsampled_imagenet/64x64, lsun/<category>, celeb_a, mnist,
+    fashion_mnist, ...), read from a prepared `data.tfds_data_dir`. A dataset that is not prepared fails at
+    once with instructions: nothing here ever touches the network.
+
+The batch for global step s is a pure function of (seed, s): a fresh permutation of the training set per
+epoch, the global batch taken from it, and each process its contiguous slice. A resumed run therefore
+sees exactly the batches it would have seen, with nothing to store but the step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+from typing import Iterator
+
+import numpy as np
+
+IDX_DATASETS = {
+    "fashion_mnist_idx": "/usr/share/datasets/fashion-mnist",
+    "mnist_idx": "/usr/share/datasets/mnist",
+}
+IDX_ENV = "ADEJAX_IDX_DIR"
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+class DataError(RuntimeError):
+  """A dataset is missing or unreadable; the message says how to provide it."""
+
+
+@dataclasses.dataclass
+class ImageData:
+  images: np.ndarray  # (N, H, W, C) uint8
+  labels: np.ndarray  # (N,) int32
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+
+# ----------------------------------------------------------------------------- IDX files
+def read_idx(path: str) -> np.ndarray:
+  """Read one IDX file (optionally gzipped) into a numpy array."""
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    raw = f.read()
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
+  ndim = raw[3]
+  dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+  data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+  if data.size != int(np.prod(dims)):
+    raise DataError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}.")
+  return data.reshape(dims)
+
+
+def idx_directory(dataset: str, configured: str = "") -> str:
+  return configured or os.environ.get(IDX_ENV) or IDX_DATASETS[dataset]
+
+
+def load_idx(directory: str, split: str) -> ImageData:
+  if split not in IDX_FILES:
+    raise DataError(f"IDX datasets have splits 'train' and 'test', not {split!r}.")
+  paths = []
+  for stem in IDX_FILES[split]:
+    found = [os.path.join(directory, stem + ext) for ext in ("", ".gz")
+             if os.path.exists(os.path.join(directory, stem + ext))]
+    if not found:
+      raise DataError(
+          f"Missing {stem}[.gz] in {directory!r}. Install the offline default with "
+          f"`apt-get install dataset-fashion-mnist`, or point config.data.idx_dir (or ${IDX_ENV}) "
+          "at a folder holding the four standard IDX files.")
+    paths.append(found[0])
+  images, labels = read_idx(paths[0]), read_idx(paths[1])
+  if images.ndim == 3:
+    images = images[..., None]
+  if len(images) != len(labels):
+    raise DataError(f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels.")
+  return ImageData(np.ascontiguousarray(images), labels.astype(np.int32))
+
+
+# ----------------------------------------------------------------------------- TFDS
+def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
+  """Load a prepared TFDS split into memory; fail at once if it is not prepared."""
+  import tensorflow_datasets as tfds  # heavy import, only when needed
+
+  try:
+    builder = tfds.builder(name, data_dir=data_dir or None)
+  except Exception as e:  # unknown name, bad config
+    raise DataError(f"TFDS does not know the dataset {name!r}: {e}") from None
+  if not builder.is_prepared():
+    raise DataError(
+        f"TFDS dataset {name!r} is not prepared under {builder.data_dir!r}, and adejax never downloads "
+        f"at run time. Prepare it where there is network (`tfds build {name}`, or "
+        f"`tfds.builder('{name}').download_and_prepare()`), copy the data_dir here, and pass "
+        "--config.data.tfds_data_dir=DIR.")
+  ds = builder.as_dataset(split=split, batch_size=-1)
+  arrays = tfds.as_numpy(ds)
+  images = np.asarray(arrays["image"], np.uint8)
+  labels = np.asarray(arrays.get("label", np.zeros(len(images))), np.int32)
+  if images.ndim == 3:
+    images = images[..., None]
+  return ImageData(images, labels)
+
+
+# ----------------------------------------------------------------------------- resolution
+def fit_images(images: np.ndarray, size: int, mode: str) -> np.ndarray:
+  """Bring (N, H, W, C) uint8 images to (N, size, size, C): centre zero-padding or resizing."""
+  n, h, w, c = images.shape
+  if (h, w) == (size, size):
+    return images
+  if mode == "pad":
+    if h > size or w > size:
+      raise DataError(f"Cannot pad {h}x{w} images to {size}x{size}; use data.resize='resize'.")
+    top, left = (size - h) // 2, (size - w) // 2
+    return np.pad(images, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
+  if h % size == 0 and w % size == 0:  # integer factor: exact box average
+    f = h // size
+    out = images.reshape(n, size, f, size, w // size, c).astype(np.float32).mean(axis=(2, 4))
+  else:
+    import tensorflow as tf
+
+    out = tf.image.resize(images, (size, size), method="area" if h > size else "bilinear",
+                          antialias=True).numpy()
+  return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def load_split(data_config, split: str) -> ImageData:
+  """The split named in the config, at the model's resolution."""
+  name = data_config.dataset
+  if name in IDX_DATASETS:
+    data = load_idx(idx_directory(name, data_config.idx_dir), split)
+  else:
+    data = load_tfds(name, split, data_config.tfds_data_dir)
+  return ImageData(fit_images(data.images, data_config.image_size, data_config.resize), data.labels)
+
+
+# ----------------------------------------------------------------------------- batch order
+class BatchOrder:
+  """Deterministic global batches: the batch of step s depends on (seed, s) alone."""
+
+  def __init__(self, num_examples: int, global_batch: int, seed: int,
+               process_index: int = 0, process_count: int = 1):
+    if global_batch % process_count:
+      raise DataError(f"Global batch {global_batch} is not divisible by {process_count} processes.")
+    self.n, self.batch, self.seed = num_examples, global_batch, seed
+    self.local = global_batch // process_count
+    self.offset = process_index * self.local
+    self._epoch, self._perm = -1, None
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    if epoch != self._epoch:
+      self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+    return self._perm
+
+  def local_indices(self, step: int) -> np.ndarray:
+    start = step * self.batch + self.offset
+    positions = np.arange(start, start + self.local)
+    out = np.empty(self.local, np.int64)
+    for epoch in np.unique(positions // self.n):
+      sel = positions // self.n == epoch
+      out[sel] = self._permutation(int(epoch))[positions[sel] % self.n]
+    return out
+
+
+def train_batches(data: ImageData, order: BatchOrder, start_step: int) -> Iterator[np.ndarray]:
+  """This process's uint8 training batches from `start_step` on."""
+  step = start_step
+  while True:
+    yield data.images[order.local_indices(step)]
+    step += 1
+
+
+def eval_batches(data: ImageData, global_batch: int, num_examples: int = 0,
+                 process_index: int = 0, process_count: int = 1):
+  """Yield (local images, local weights) over the first `num_examples` (0 = all) in order.
+
+  The last batch is padded with copies of the first image and weight 0, so every batch has the
+  same shape (one compilation) and weighted averages are exact.
+  """
+  n = min(num_examples or len(data), len(data))
+  local = global_batch // process_count
+  for start in range(0, n, global_batch):
+    idx = np.arange(start, start + global_batch)
+    weights = (idx < n).astype(np.float32)
+    idx = np.where(idx < n, idx, 0)
+    sl = slice(process_index * local, (process_index + 1) * local)
+    yield data.images[idx[sl]], weights[sl]

@@ -1,0 +1,69 @@
+"""adejax's door: `python -m adejax.main --config=configs/default.py --workdir=DIR [--mode=train|eval|sample]`.
+
+  train   train from scratch or resume from the latest checkpoint in DIR/checkpoints
+  eval    held-out bits/dim bounds, samples and reconstructions of the latest checkpoint -> DIR/eval
+  sample  sample grids at several temperatures -> DIR/eval
+
+Config fields can be overridden on the command line: `--config.train.num_steps=200`.
+User errors (unknown key, invalid value, missing dataset) print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or configs/default.py:tiny.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs, samples and metrics.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
+flags.DEFINE_bool("jax_distributed", False,
+                  "Call jax.distributed.initialize() (multi-host TPU pods, multi-process GPU). "
+                  "Also done automatically when JAX_COORDINATOR_ADDRESS is set.")
+
+
+def _maybe_initialize_distributed():
+  import jax
+
+  if FLAGS.jax_distributed or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    jax.distributed.initialize()
+    logging.info("jax.distributed: process %d of %d.", jax.process_index(), jax.process_count())
+
+
+def run(config, workdir: str, mode: str):
+  from adejax import evaluate, train
+
+  if mode == "train":
+    return train.train_and_evaluate(config, workdir)
+  if mode == "eval":
+    return evaluate.evaluate_run(config, workdir)
+  trainer, state, _ = evaluate.restore_trainer(config, workdir)
+  paths = evaluate.write_samples(trainer, state, os.path.join(workdir, "eval"), config.eval.num_samples)
+  print("\n".join(paths))
+  return paths
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from adejax import checkpointing, config_lib, input_pipeline, reporting
+
+  reporting.quiet_library_logs()
+  try:
+    if FLAGS.config is None:
+      raise config_lib.ConfigError("--config is required, e.g. --config=configs/default.py")
+    if not FLAGS.workdir:
+      raise config_lib.ConfigError("--workdir is required")
+    _maybe_initialize_distributed()
+    config_lib.validate(FLAGS.config)
+    run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+  except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.NonFiniteStateError) as e:
+    print(f"adejax: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

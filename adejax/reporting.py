@@ -1,0 +1,104 @@
+"""What the user sees: clu metric writers (TensorBoard + console), progress with ETA, image grids as PNG."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import jax
+import numpy as np
+from absl import logging
+from clu import metric_writers, periodic_actions
+from PIL import Image
+
+
+class _LibraryInfoFilter:
+  """Drops INFO records logged from inside orbax (dozens per checkpoint); warnings still pass."""
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or "/orbax/" not in record.pathname
+
+
+def quiet_library_logs() -> None:
+  import logging as std_logging
+
+  from absl import logging as absl_logging
+
+  absl_logging.get_absl_handler().addFilter(_LibraryInfoFilter())
+  std_logging.getLogger("absl").addFilter(_LibraryInfoFilter())
+
+
+def count_params(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
+  """(N, H, W, C) floats in [0,1] or uint8 -> one (rows*H, cols*W, 3) uint8 grid."""
+  images = np.asarray(images)
+  if images.dtype != np.uint8:
+    images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+  if images.shape[-1] == 1:
+    images = np.repeat(images, 3, axis=-1)
+  n, h, w, c = images.shape
+  ncols = ncols or int(math.ceil(math.sqrt(n)))
+  nrows = int(math.ceil(n / ncols))
+  grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
+  for i in range(n):
+    r, q = divmod(i, ncols)
+    grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = images[i]
+  return grid
+
+
+def side_by_side(real: np.ndarray, reconstructed: np.ndarray) -> np.ndarray:
+  """Interleave real images and their reconstructions (real | reconstruction pairs)."""
+  real = np.asarray(real, np.float32) / (255.0 if np.asarray(real).dtype == np.uint8 else 1.0)
+  out = np.empty((2 * len(real),) + real.shape[1:], np.float32)
+  out[0::2], out[1::2] = real, reconstructed
+  return out
+
+
+def save_png(path: str, images: np.ndarray, ncols: int | None = None) -> str:
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  Image.fromarray(image_grid(images, ncols)).save(path)
+  return path
+
+
+def save_config(config, workdir: str) -> None:
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+
+def write_json(path: str, payload: dict) -> None:
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(payload, f, indent=2, sort_keys=True)
+
+
+class Reporter:
+  """TensorBoard + console scalars on process 0, progress/ETA, and image grids under workdir/samples."""
+
+  def __init__(self, workdir: str, num_steps: int):
+    self.workdir = workdir
+    self.main = jax.process_index() == 0
+    self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.main)
+    self.progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=self.writer,
+                                                    every_secs=30.0)
+
+  def tick(self, step: int) -> None:
+    self.progress(step)
+
+  def scalars(self, step: int, values: dict, prefix: str) -> None:
+    self.writer.write_scalars(step, {f"{prefix}/{k}": v for k, v in values.items()})
+
+  def images(self, step: int, named: dict[str, np.ndarray]) -> None:
+    if not self.main:
+      return
+    for name, images in named.items():
+      path = save_png(os.path.join(self.workdir, "samples", f"{name}_{step:07d}.png"), images)
+      self.writer.write_images(step, {name: image_grid(images)[None]})
+      logging.info("Wrote %s", path)
+
+  def close(self) -> None:
+    self.writer.flush()
+    self.writer.close()

@@ -1,0 +1,314 @@
+"""Training system: the train state, Algorithm 1 as one step function, the sharded trainer and the loop.
+
+Parallelism: one 1-D `data` mesh over all devices (all processes); batches are sharded on it,
+parameters and optimiser states replicated; `jax.jit` with explicit shardings and a donated state.
+Batch-norm statistics are therefore global. Randomness: one root key in the state; the step's keys
+are `fold_in(root, step)` split by name, so the same seed and global batch give the same numbers on
+any number of devices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import signal
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from adejax import checkpointing, config_lib, input_pipeline, losses, reporting
+from adejax.models import ade, discriminators
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  rng: jax.Array            # root key (raw uint32); per-step keys are fold_in(rng, step)
+  params: Any               # generator: VAE, f_psi and sigma
+  batch_stats: Any          # f_psi's batch-norm running averages
+  disc_params: Any
+  opt_state: Any
+  disc_opt_state: Any
+  ema_params: Any           # EMA of `params`; {} when EMA is off
+  skipped: jax.Array        # updates skipped because a loss or gradient was not finite
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static part of the step, read once from the ConfigDict."""
+  mle: bool
+  adversarial: bool
+  adv_weight: float
+  adv_start_step: int
+  gp_weight: float
+  disc_steps: int
+  ema_decay: float
+  sample_noise: bool
+
+  @classmethod
+  def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
+    _, adversarial, mle = config_lib.MODES[c.mode]
+    return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
+               float(c.loss.gp_weight), int(c.train.disc_steps), float(c.train.ema_decay),
+               bool(c.model.sample_noise))
+
+
+def build_models(c: ml_collections.ConfigDict, image_shape) -> tuple[ade.ADEModel, Any]:
+  m = c.model
+  use_flow = config_lib.MODES[c.mode][0]
+  model = ade.ADEModel(
+      tuple(image_shape), preprocess=m.preprocess, logit_alpha=m.logit_alpha, use_flow=use_flow,
+      flow_scales=m.flow_scales, flow_couplings=m.flow_couplings, flow_blocks=m.flow_blocks,
+      flow_width=m.flow_width, arch=m.arch, width=m.width, latent_channels=m.latent_channels,
+      latent_levels=m.latent_levels, iaf=m.iaf, log_sigma_init=m.log_sigma_init)
+  disc = discriminators.Discriminator(m.disc_arch, m.disc_width)
+  return model, disc
+
+
+def make_optimizer(lr: float, b1: float, b2: float, clip: float) -> optax.GradientTransformation:
+  adamax = optax.adamax(lr, b1=b1, b2=b2)
+  return optax.chain(optax.clip_by_global_norm(clip), adamax) if clip > 0 else adamax
+
+
+def all_finite(tree) -> jax.Array:
+  leaves = jax.tree.leaves(tree)
+  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+
+
+def apply_if_finite(tx, params, opt_state, grads, loss):
+  """One optimiser update, or none at all when the loss or a gradient is not finite."""
+  finite = jnp.isfinite(loss) & all_finite(grads)
+  updates, new_opt_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  return keep(new_params, params), keep(new_opt_state, opt_state), finite
+
+
+def train_step(state: TrainState, images: jax.Array, *, model, disc, tx, disc_tx, cfg: StepConfig,
+               constrain=lambda x: x):
+  """Algorithm 1 (papers/002 appendix H): discriminator update(s), then the generator update."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  deq_rng, disc_rng, gen_rng = jax.random.split(rng, 3)
+  y = losses.dequantize(images, deq_rng)
+  metrics, skipped = {}, state.skipped
+  disc_params, disc_opt_state = state.disc_params, state.disc_opt_state
+  if cfg.adversarial:
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    for i in range(cfg.disc_steps):
+      prior_rng, gp_rng = jax.random.split(jax.random.fold_in(disc_rng, i))
+      fake = constrain(model.apply(variables, prior_rng, y.shape[0], noise=cfg.sample_noise,
+                                   method="generate"))
+      (d_loss, d_metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
+          disc_params, ade.to_signed(y), ade.to_signed(jax.lax.stop_gradient(fake)), gp_rng,
+          disc=disc, gp_weight=cfg.gp_weight)
+      disc_params, disc_opt_state, ok = apply_if_finite(disc_tx, disc_params, disc_opt_state,
+                                                        d_grads, d_loss)
+      skipped = skipped + (1 - ok.astype(jnp.int32))
+    metrics.update(d_metrics)
+
+  adv_weight = jnp.where(state.step >= cfg.adv_start_step, cfg.adv_weight, 0.0)
+  (g_loss, (g_metrics, new_stats)), grads = jax.value_and_grad(losses.generator_loss, has_aux=True)(
+      state.params, state.batch_stats, disc_params, y, gen_rng, model=model, disc=disc, mle=cfg.mle,
+      adversarial=cfg.adversarial, adv_weight=adv_weight, sample_noise=cfg.sample_noise,
+      constrain=constrain)
+  params, opt_state, ok = apply_if_finite(tx, state.params, state.opt_state, grads, g_loss)
+  new_stats = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_stats, state.batch_stats)
+  skipped = skipped + (1 - ok.astype(jnp.int32))
+  ema = (jax.tree.map(lambda e, p: cfg.ema_decay * e + (1 - cfg.ema_decay) * p, state.ema_params, params)
+         if cfg.ema_decay else state.ema_params)
+  metrics.update(g_metrics, skipped_updates=skipped)
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
+                            disc_params=disc_params, opt_state=opt_state,
+                            disc_opt_state=disc_opt_state, ema_params=ema, skipped=skipped)
+  return new_state, metrics
+
+
+class Trainer:
+  """Models, optimisers, mesh and the compiled functions for one config."""
+
+  def __init__(self, config: ml_collections.ConfigDict, image_shape, devices=None):
+    self.config = config
+    self.image_shape = tuple(int(s) for s in image_shape)
+    self.model, self.disc = build_models(config, self.image_shape)
+    o = config.optim
+    self.tx = make_optimizer(o.lr, o.b1, o.b2, o.grad_clip)
+    self.disc_tx = make_optimizer(o.disc_lr, o.b1, o.b2, o.grad_clip)
+    self.cfg = StepConfig.from_config(config)
+    devices = np.asarray(devices if devices is not None else jax.devices())
+    self.mesh = Mesh(devices, ("data",))
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P("data"))
+    constrain = lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding)
+    step = functools.partial(train_step, model=self.model, disc=self.disc, tx=self.tx,
+                             disc_tx=self.disc_tx, cfg=self.cfg, constrain=constrain)
+    self.step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding),
+                        out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+    self._eval = jax.jit(self._eval_batch, static_argnums=(4,), out_shardings=self.replicated)
+    self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
+    self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
+
+  # -- state
+  def _init(self, rng):
+    k_model, k_disc, k_z = jax.random.split(rng, 3)
+    y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)
+    variables = self.model.init(k_model, y, k_z)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    disc_params = self.disc.init(k_disc, y)["params"]
+    return TrainState(
+        step=jnp.array(0, jnp.int32), rng=rng, params=params, batch_stats=batch_stats,
+        disc_params=disc_params, opt_state=self.tx.init(params),
+        disc_opt_state=self.disc_tx.init(disc_params),
+        ema_params=params if self.cfg.ema_decay else {}, skipped=jnp.array(0, jnp.int32))
+
+  def init_state(self, seed: int) -> TrainState:
+    """Parameters created directly with their (replicated) sharding."""
+    return jax.jit(self._init, out_shardings=self.replicated)(jax.random.PRNGKey(seed))
+
+  def eval_params(self, state: TrainState):
+    return state.ema_params if self.cfg.ema_decay else state.params
+
+  def global_batch(self, local: np.ndarray) -> jax.Array:
+    return jax.make_array_from_process_local_data(self.batch_sharding, local)
+
+  # -- evaluation, sampling
+  def _eval_batch(self, params, batch_stats, images, weights, iwae_samples, rng):
+    y = losses.dequantize(images, rng)
+    out = losses.heldout_nll(params, batch_stats, y, rng, model=self.model, iwae_samples=iwae_samples)
+    return {k: jnp.sum(v * weights) for k, v in out.items()} | {"count": jnp.sum(weights)}
+
+  def evaluate(self, state: TrainState, data: input_pipeline.ImageData, *, batch_size: int,
+               num_examples: int = 0, iwae_samples: int = 0, seed: int = 0) -> dict[str, float]:
+    """Held-out bounds in bits/dim over the split (deterministic for a given seed)."""
+    params, sums = self.eval_params(state), None
+    batches = input_pipeline.eval_batches(data, batch_size, num_examples, jax.process_index(),
+                                          jax.process_count())
+    for i, (images, weights) in enumerate(batches):
+      out = self._eval(params, state.batch_stats, self.global_batch(images), self.global_batch(weights),
+                       iwae_samples, jax.random.fold_in(jax.random.PRNGKey(seed), i))
+      sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+    sums = jax.device_get(sums)
+    n, d = float(sums.pop("count")), math.prod(self.image_shape)
+    result = {}
+    for k, v in sums.items():
+      if k in ("elbo", "iwae"):
+        result[f"bpd_{k}"] = float(losses.bits_per_dim(v / n, d))
+      else:
+        result[f"{k}_bpd"] = float(v / n / (d * math.log(2.0)))
+    return result
+
+  def _sample_images(self, params, batch_stats, n, temperature, rng):
+    return self.model.apply({"params": params, "batch_stats": batch_stats}, rng, n, temperature,
+                            method="generate")
+
+  def sample(self, state: TrainState, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """n samples as float images in [0, 1] (host numpy)."""
+    y = self._sample(self.eval_params(state), state.batch_stats, n, temperature,
+                     jax.random.PRNGKey(seed))
+    return np.clip(np.asarray(jax.device_get(y)), 0.0, 1.0)
+
+  def _reconstruct_images(self, params, batch_stats, images, rng):
+    y = losses.dequantize(images, rng)
+    return self.model.apply({"params": params, "batch_stats": batch_stats}, y, rng,
+                            method="reconstruct")
+
+  def reconstruct(self, state: TrainState, images: np.ndarray, seed: int = 0) -> np.ndarray:
+    rec = self._reconstruct(self.eval_params(state), state.batch_stats, jnp.asarray(images),
+                            jax.random.PRNGKey(seed))
+    return np.clip(np.asarray(jax.device_get(rec)), 0.0, 1.0)
+
+
+class PreemptionGuard:
+  """Turns SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not in the main thread (e.g. a notebook worker)
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+    return False
+
+
+def _mean_metrics(pending: list[dict]) -> dict[str, float]:
+  stacked = jax.device_get(pending)
+  return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[-1]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Train from the latest checkpoint in `workdir` (or from scratch); returns the final eval metrics."""
+  config_lib.validate(config)
+  config_lib.check_devices(config, jax.device_count(), jax.process_count())
+  os.makedirs(workdir, exist_ok=True)
+  reporting.save_config(config, workdir)
+  train_data = input_pipeline.load_split(config.data, config.data.train_split)
+  eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
+  trainer = Trainer(config, train_data.images.shape[1:])
+  state = trainer.init_state(config.seed)
+  logging.info("Model %s on %s %s: generator %s parameters, discriminator %s; %d devices, %d processes.",
+               config.mode, config.data.dataset, trainer.image_shape,
+               f"{reporting.count_params(state.params):,}",
+               f"{reporting.count_params(state.disc_params):,}", jax.device_count(),
+               jax.process_count())
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.ckpt.keep)
+  state = ckpt.restore_latest(state)
+  start = int(state.step)
+  if start:
+    logging.info("Resumed from step %d.", start)
+  writer = reporting.Reporter(workdir, config.train.num_steps)
+  order = input_pipeline.BatchOrder(len(train_data), config.train.batch_size, config.seed,
+                                    jax.process_index(), jax.process_count())
+  batches = input_pipeline.train_batches(train_data, order, start)
+  eval_kw = dict(batch_size=config.eval.batch_size, num_examples=config.eval.num_examples,
+                 seed=config.seed)
+  fixed_real = eval_data.images[:min(config.eval.num_samples, len(eval_data))]
+  last_eval: dict[str, float] = {}
+  pending: list[dict] = []
+  t = config.train
+
+  with PreemptionGuard() as guard:
+    for step in range(start + 1, t.num_steps + 1):
+      state, metrics = trainer.step(state, trainer.global_batch(next(batches)))
+      pending.append(metrics)
+      writer.tick(step)
+      last = step == t.num_steps
+      if step % t.log_every == 0 or last:
+        scalars = _mean_metrics(pending)
+        pending = []
+        writer.scalars(step, scalars, prefix="train")
+        if not math.isfinite(scalars.get("generator_loss", 0.0)):
+          logging.warning("Non-finite generator loss at step %d; those updates were skipped.", step)
+      if step % t.image_every == 0 or last:
+        writer.images(step, {"samples": trainer.sample(state, config.eval.num_samples, seed=step),
+                             "reconstructions": reporting.side_by_side(
+                                 fixed_real, trainer.reconstruct(state, fixed_real))})
+      if (config.eval.every and step % config.eval.every == 0) or last:
+        last_eval = trainer.evaluate(state, eval_data, **eval_kw)
+        writer.scalars(step, last_eval, prefix="eval")
+      if step % config.ckpt.every == 0 or last or guard.requested:
+        ckpt.save(state)
+      if guard.requested:
+        break
+  ckpt.close()
+  writer.close()
+  return last_eval
