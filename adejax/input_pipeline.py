@@ -98,10 +98,11 @@ def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
         f"at run time. Prepare it where there is network (`tfds build {name}`, or "
         f"`tfds.builder('{name}').download_and_prepare()`), copy the data_dir here, and pass "
         "--config.data.tfds_data_dir=DIR.")
-  ds = builder.as_dataset(split=split, batch_size=-1)
-  arrays = tfds.as_numpy(ds)
-  images = np.asarray(arrays["image"], np.uint8)
-  labels = np.asarray(arrays.get("label", np.zeros(len(images))), np.int32)
+  images, labels = [], []
+  for batch in tfds.as_numpy(builder.as_dataset(split=split, batch_size=4096)):
+    images.append(np.asarray(batch["image"], np.uint8))
+    labels.append(np.asarray(batch.get("label", np.zeros(len(batch["image"]))), np.int32))
+  images, labels = np.concatenate(images), np.concatenate(labels)
   if images.ndim == 3:
     images = images[..., None]
   return ImageData(images, labels)
