@@ -46,6 +46,32 @@ def run(config, workdir: str, mode: str):
   return paths
 
 
+def _load_config():
+  from adejax import config_lib
+
+  try:
+    config = FLAGS.config
+    if config is None:
+      raise config_lib.ConfigError("--config is required, e.g. --config=configs/default.py")
+    config.mode  # noqa: B018 -- config_flags reports a config file it could not load on first access
+  except OSError as e:
+    reason = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+    raise config_lib.ConfigError(f"cannot load --config: {reason}") from None
+  return config
+
+
+def parse_flags(argv):
+  """absl's parser, with config-override mistakes (misspelled key, wrong type) as one clear line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"adejax: error: {e}\nPass --helpshort to see the flags.", file=sys.stderr)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    message = str(e).strip("'\"").replace("\\n", " ").replace("\n", " ").replace("\\'", "'")
+    print(f"adejax: error: bad --config or --config.* override: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -53,17 +79,16 @@ def main(argv):
 
   reporting.quiet_library_logs()
   try:
-    if FLAGS.config is None:
-      raise config_lib.ConfigError("--config is required, e.g. --config=configs/default.py")
+    config = _load_config()
     if not FLAGS.workdir:
       raise config_lib.ConfigError("--workdir is required")
     _maybe_initialize_distributed()
-    config_lib.validate(FLAGS.config)
-    run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+    config_lib.validate(config)
+    run(config, FLAGS.workdir, FLAGS.mode)
   except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.NonFiniteStateError) as e:
     print(f"adejax: error: {e}", file=sys.stderr)
     sys.exit(2)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
