@@ -1,0 +1,62 @@
+"""Evaluation metrics against closed forms and independent references."""
+import numpy as np
+import pytest
+import scipy.linalg
+
+from adejax.evaluation import fid
+
+
+def random_cov(rng, d):
+  a = rng.normal(size=(d, d))
+  return a @ a.T / d + 0.1 * np.eye(d)
+
+
+def test_fid_closed_form_for_commuting_gaussians():
+  rng = np.random.default_rng(0)
+  mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+  a, b = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 5)
+  expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+  np.testing.assert_allclose(fid.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)), expected, rtol=1e-10)
+
+
+def test_fid_matches_float64_sqrtm_reference_symmetric_and_zero_on_self():
+  rng = np.random.default_rng(1)
+  d = 40
+  mu1, mu2, s1, s2 = rng.normal(size=d), rng.normal(size=d), random_cov(rng, d), random_cov(rng, d)
+  covmean = scipy.linalg.sqrtm(s1 @ s2).real
+  reference = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
+  value = fid.frechet_distance(mu1, s1, mu2, s2)
+  np.testing.assert_allclose(value, reference, rtol=1e-6)
+  np.testing.assert_allclose(fid.frechet_distance(mu2, s2, mu1, s1), value, rtol=1e-9)
+  assert fid.frechet_distance(mu1, s1, mu1, s1) < 1e-8
+
+
+def test_fid_of_a_sample_with_itself_and_with_a_shifted_copy():
+  feats = np.random.default_rng(2).normal(size=(500, 8))
+  assert fid.fid_from_features(feats, feats) < 1e-8
+  np.testing.assert_allclose(fid.fid_from_features(feats, feats + 2.0), 8 * 4.0, rtol=1e-6)
+  with pytest.raises(ValueError, match="Mismatched"):
+    fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+
+
+def test_fid_on_rank_deficient_covariances_is_finite():
+  rng = np.random.default_rng(3)
+  few = rng.normal(size=(10, 50))  # fewer samples than dimensions: singular covariance
+  value = fid.fid_from_features(few, rng.normal(size=(10, 50)))
+  assert np.isfinite(value) and value > 0
+
+
+def test_statistics_cache(tmp_path):
+  calls = []
+  compute = lambda: (calls.append(1), (np.ones(2), np.eye(2)))[1]
+  path = str(tmp_path / "ref" / "stats.npz")
+  for _ in range(2):
+    mu, sigma = fid.cached_statistics(path, compute)
+  assert len(calls) == 1 and np.allclose(sigma, np.eye(2))
+
+
+def test_inception_score_extremes():
+  confident = np.full((100, 10), -1e3)
+  confident[np.arange(100), np.arange(100) % 10] = 0.0  # one sure class each, uniform marginal
+  np.testing.assert_allclose(fid.inception_score(confident, splits=10)[0], 10.0, rtol=1e-6)
+  np.testing.assert_allclose(fid.inception_score(np.zeros((100, 10)))[0], 1.0, rtol=1e-6)
