@@ -81,6 +81,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.num_examples = 0          # 0 = the whole eval split
   c.eval.iwae_samples = 0          # K for the IWAE bound in `--mode=eval`; 0 = ELBO only
   c.eval.num_samples = 64          # images per sample grid
+  c.eval.num_fid_samples = 10_000  # samples (and test images) for FID / IS / PRD in `--mode=eval`
+  c.eval.inception_path = ""       # pt_inception-2015-12-05-6726825d.pth (or .npz); "" = $ADEJAX_FID_INCEPTION
+  c.eval.feature_cache_dir = ""    # domain classifier + reference statistics; "" = ~/.cache/adejax
+  c.eval.classifier_steps = 1500   # training steps of the offline domain classifier
 
   c.ckpt = ml_collections.ConfigDict()
   c.ckpt.every = 1000              # save every N steps (and at the end, and on SIGTERM)
@@ -123,6 +127,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
   _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
+  _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
   _check(c.optim.lr > 0 and c.optim.disc_lr > 0, "optim.lr", "learning rates must be positive")
 
 

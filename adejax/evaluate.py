@@ -11,10 +11,12 @@ import os
 import sys
 
 import jax
+import numpy as np
 import ml_collections
 from absl import app, flags, logging
 
 from adejax import checkpointing, config_lib, input_pipeline, reporting
+from adejax.evaluation import domain_classifier, fid, inception, prd
 
 TEMPERATURES = (0.6, 0.8, 1.0)
 
@@ -61,6 +63,44 @@ def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATU
                              trainer.sample(state, num, temperature=t, seed=0)) for t in temperatures]
 
 
+def generate_uint8(trainer, state, n: int, chunk: int, seed: int = 0) -> np.ndarray:
+  """n samples as uint8 images, generated in fixed-size chunks (one compilation)."""
+  parts = [trainer.sample(state, chunk, seed=seed + i) for i in range(-(-n // chunk))]
+  return np.round(np.concatenate(parts)[:n] * 255.0).astype(np.uint8)
+
+
+def feature_cache_dir(config) -> str:
+  return config.eval.feature_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "adejax")
+
+
+def sample_quality(config, samples: np.ndarray, real: np.ndarray, out_dir: str) -> dict:
+  """fid_domain / is_domain / PRD with the offline domain classifier; fid / is with Inception if given."""
+  metrics, cache = {}, feature_cache_dir(config)
+  train_data = input_pipeline.load_split(config.data, config.data.train_split)
+  test_data = input_pipeline.load_split(config.data, config.data.eval_split)
+  features, info = domain_classifier.load_or_train(cache, config.data.dataset, train_data, test_data,
+                                                   steps=config.eval.classifier_steps)
+  real_f, _ = features(real)
+  fake_f, fake_logits = features(samples)
+  metrics["fid_domain"] = fid.fid_from_features(real_f, fake_f)
+  metrics["is_domain"], metrics["is_domain_std"] = fid.inception_score(fake_logits)
+  metrics["domain_classifier_accuracy"] = info["test_accuracy"]
+  precision, recall = prd.compute_prd(real_f, fake_f)
+  metrics.update({f"{k}_domain": v for k, v in prd.summarise(precision, recall).items()})
+  if jax.process_index() == 0:
+    prd.plot_prd({"model": (precision, recall)}, os.path.join(out_dir, "prd_domain.png"))
+  weights = config.eval.inception_path or os.environ.get(inception.WEIGHTS_ENV, "")
+  if weights:
+    net = inception.load_fid_inception(weights)
+    key = f"{config.data.dataset.replace('/', '_')}_{config.data.eval_split}_{len(real)}_{real.shape[1]}"
+    mu_r, sigma_r = fid.cached_statistics(os.path.join(cache, f"inception_stats_{key}.npz"),
+                                          lambda: fid.feature_statistics(net(real)[0]))
+    pool, logits = net(samples)
+    metrics["fid"] = fid.frechet_distance(mu_r, sigma_r, *fid.feature_statistics(pool))
+    metrics["is"], metrics["is_std"] = fid.inception_score(logits)
+  return metrics
+
+
 def evaluate_run(config, workdir: str) -> dict:
   trainer, state, eval_data = restore_trainer(config, workdir)
   step = int(jax.device_get(state.step))
@@ -70,6 +110,11 @@ def evaluate_run(config, workdir: str) -> dict:
                              iwae_samples=config.eval.iwae_samples, seed=config.seed)
   metrics["step"] = step
   out_dir = os.path.join(workdir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  n = min(config.eval.num_fid_samples, len(eval_data))
+  if n:
+    samples = generate_uint8(trainer, state, n, config.eval.batch_size)
+    metrics.update(sample_quality(config, samples, eval_data.images[:n], out_dir))
   if jax.process_index() == 0:
     write_samples(trainer, state, out_dir, config.eval.num_samples)
     real = eval_data.images[:config.eval.num_samples]

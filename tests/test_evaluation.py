@@ -60,3 +60,42 @@ def test_inception_score_extremes():
   confident[np.arange(100), np.arange(100) % 10] = 0.0  # one sure class each, uniform marginal
   np.testing.assert_allclose(fid.inception_score(confident, splits=10)[0], 10.0, rtol=1e-6)
   np.testing.assert_allclose(fid.inception_score(np.zeros((100, 10)))[0], 1.0, rtol=1e-6)
+
+
+from adejax.evaluation import prd  # noqa: E402
+
+
+def test_prd_identical_sets_balanced_point_is_one():
+  feats = np.random.default_rng(0).normal(size=(600, 4))
+  p, r = prd.compute_prd(feats, feats, num_clusters=20, num_runs=3)
+  mid = len(p) // 2  # slope exactly 1
+  np.testing.assert_allclose([p[mid], r[mid]], [1.0, 1.0], atol=1e-9)
+  f8, f1_8 = prd.f_beta_scores(p, r)
+  assert f8 > 0.99 and f1_8 > 0.99 and prd.area_under_curve(p, r) > 0.75
+
+
+def test_prd_disjoint_sets_are_near_zero():
+  rng = np.random.default_rng(1)
+  real, fake = rng.normal(size=(400, 4)), rng.normal(size=(400, 4)) + 100.0
+  p, r = prd.compute_prd(real, fake, num_clusters=20, num_runs=3)
+  assert p.max() < 1e-6 and r.max() < 1e-6
+  summary = prd.summarise(p, r)
+  assert summary["prd_f8"] < 1e-6 and summary["prd_auc"] < 1e-6
+
+
+def test_prd_half_covered_model_has_high_precision_low_recall():
+  rng = np.random.default_rng(2)
+  centres = rng.normal(size=(10, 4)) * 50
+  real = np.concatenate([c + rng.normal(size=(60, 4)) for c in centres])
+  fake = np.concatenate([c + rng.normal(size=(120, 4)) for c in centres[:5]])  # drops half the modes
+  p, r = prd.compute_prd(real, fake, num_clusters=20, num_runs=3)
+  f8, f1_8 = prd.f_beta_scores(p, r)
+  assert f1_8 > 0.9 and f8 < 0.6  # precise but not covering (mode dropping)
+
+
+def test_kmeans_recovers_separated_clusters():
+  rng = np.random.default_rng(3)
+  x = np.concatenate([rng.normal(size=(50, 2)) + c for c in ([0, 0], [30, 0], [0, 30])])
+  labels = prd.kmeans(x, 3, rng)
+  assert all(len(set(labels[i * 50:(i + 1) * 50])) == 1 for i in range(3))
+  assert len(set(labels)) == 3

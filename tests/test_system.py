@@ -54,9 +54,13 @@ def test_resume_equals_straight_run(tmp_path, idx_dir):
 
   # the evaluation command on the finished tiny run
   config = evaluate.load_run_config(resumed)
-  evaluate.apply_overrides(config, ["eval.iwae_samples=3"])
+  evaluate.apply_overrides(config, ["eval.iwae_samples=3", "eval.num_fid_samples=16",
+                                    "eval.classifier_steps=5", f"eval.feature_cache_dir={tmp_path}/cache"])
   out = evaluate.evaluate_run(config, resumed)
   assert out["step"] == 4 and out["bpd_iwae"] <= out["bpd_elbo"] + 0.05
+  assert np.isfinite(out["fid_domain"]) and out["fid_domain"] > 0 and out["is_domain"] >= 1.0
+  assert 0.0 <= out["prd_auc_domain"] <= 1.0
+  assert os.path.exists(os.path.join(resumed, "eval", "prd_domain.png"))
   assert os.path.exists(os.path.join(resumed, "eval", "metrics.json"))
   assert os.path.exists(os.path.join(resumed, "eval", "samples_t0.8.png"))
 

@@ -1,0 +1,90 @@
+"""An offline stand-in for Inception: a small classifier trained by adejax on the dataset's own training
+split, giving features and logits for `fid_domain`, `is_domain` and PRD when no Inception weights file
+is available. Numbers from it are named *_domain and are not comparable with Inception FID/IS.
+
+The classifier is trained once per (dataset, resolution) and cached with its held-out accuracy.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from adejax.evaluation import inception
+
+RECIPE_VERSION = 1
+
+
+class DomainClassifier(nn.Module):
+  num_classes: int
+  feature_dim: int = 128
+
+  @nn.compact
+  def __call__(self, x):
+    for features, stride in ((32, 1), (64, 2), (128, 2)):
+      x = nn.relu(nn.Conv(features, (3, 3), (stride, stride))(x))
+    x = jnp.mean(x, axis=(1, 2))
+    features = nn.relu(nn.Dense(self.feature_dim)(x))
+    return features, nn.Dense(self.num_classes)(features)
+
+
+def _prepare(images):
+  return images.astype(jnp.float32) / 255.0
+
+
+def train_classifier(train_images, train_labels, test_images, test_labels, *, steps: int = 1500,
+                     batch_size: int = 128, seed: int = 0):
+  """Returns (module, params, held-out accuracy)."""
+  module = DomainClassifier(int(train_labels.max()) + 1)
+  params = module.init(jax.random.key(seed), _prepare(jnp.asarray(train_images[:2])))["params"]
+  tx = optax.adam(1e-3)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, x, y):
+    def loss_fn(p):
+      logits = module.apply({"params": p}, _prepare(x))[1]
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    grads = jax.grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  rng = np.random.default_rng(seed)
+  for _ in range(steps):
+    idx = rng.integers(0, len(train_images), batch_size)
+    params, opt_state = step(params, opt_state, train_images[idx], train_labels[idx])
+  logits = inception.make_feature_fn(module, params, _prepare, 500)(test_images)[1]
+  accuracy = float(np.mean(np.argmax(logits, -1) == test_labels))
+  return module, params, accuracy
+
+
+def load_or_train(cache_dir: str, dataset: str, train, test, steps: int = 1500):
+  """(feature function uint8 -> (features, logits), info) with the classifier cached under cache_dir."""
+  shape = "x".join(map(str, train.images.shape[1:]))
+  stem = os.path.join(cache_dir, f"domain_classifier_{dataset.replace('/', '_')}_{shape}_v{RECIPE_VERSION}_{steps}")
+  module = DomainClassifier(int(train.labels.max()) + 1)
+  if os.path.exists(stem + ".msgpack") and os.path.exists(stem + ".json"):
+    template = module.init(jax.random.key(0), _prepare(jnp.asarray(train.images[:2])))["params"]
+    with open(stem + ".msgpack", "rb") as f:
+      params = flax.serialization.from_bytes(template, f.read())
+    info = json.load(open(stem + ".json"))
+  else:
+    logging.info("Training the %s domain classifier (%d steps; cached in %s).", dataset, steps, cache_dir)
+    module, params, accuracy = train_classifier(train.images, train.labels, test.images, test.labels,
+                                                steps=steps)
+    info = {"test_accuracy": accuracy, "dataset": dataset, "steps": steps}
+    os.makedirs(cache_dir, exist_ok=True)
+    for suffix, payload, mode in ((".msgpack", flax.serialization.to_bytes(params), "wb"),
+                                  (".json", json.dumps(info), "w")):
+      with open(stem + suffix + ".tmp", mode) as f:
+        f.write(payload)
+      os.replace(stem + suffix + ".tmp", stem + suffix)
+  logging.info("Domain classifier held-out accuracy: %.3f", info["test_accuracy"])
+  return inception.make_feature_fn(module, params, _prepare, 500), info
