@@ -1,0 +1,199 @@
+"""Run the paper's tables: `python -m adejax.sweep --experiment=experiments/ablation.py --workdir=DIR`.
+
+An experiment file defines `get_experiment(scale) -> list[Member]`: one named config per row of a
+paper table, with the paper's numbers for that row. Each member trains (or resumes) in DIR/<name>,
+is evaluated, and leaves DIR/<name>/done.json; finished members are skipped on the next call.
+The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's numbers beside ours.
+
+  --scale=full    the paper's settings (GPUs / TPUs)
+  --scale=small   the same structure at a budget a 2-core CPU runs (offline Fashion-MNIST)
+  --scale=tiny    seconds per member (tests)
+  --print_commands  one launch line per member (for a cluster scheduler), then a --collect_only line
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+
+import jax
+import ml_collections
+from absl import app, flags, logging
+
+from adejax import config_lib, reporting
+
+SCALES = ("full", "small", "tiny")
+
+
+@dataclasses.dataclass
+class Member:
+  name: str
+  config: ml_collections.ConfigDict
+  paper: dict = dataclasses.field(default_factory=dict)  # e.g. {"bpd": 3.9, "is": 7.1, "fid": 28.0}
+
+
+# ----------------------------------------------------------------------------- helpers for experiments
+def generator_param_count(config) -> int:
+  """Generator (VAE + f_psi + sigma) parameters, computed from shapes only."""
+  from adejax import train
+
+  shape = (config.data.image_size, config.data.image_size, 1 if "mnist" in config.data.dataset else 3)
+  model, _ = train.build_models(config, shape)
+  y = jax.ShapeDtypeStruct((1,) + shape, "float32")
+  params = jax.eval_shape(lambda y: model.init(jax.random.key(0), y, jax.random.key(1)), y)["params"]
+  return reporting.count_params(params)
+
+
+def match_width(config, target: int, lo: float = 0.2, hi: float = 1.0) -> float:
+  """The generator width at which `config`'s total parameter count is closest to `target` (bisection)."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  for _ in range(16):
+    c.model.width = (lo + hi) / 2
+    if generator_param_count(c) > target:
+      hi = c.model.width
+    else:
+      lo = c.model.width
+  return round((lo + hi) / 2, 4)
+
+
+def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
+  """Shrink a paper config to a CPU budget, keeping its structure (mode, f_psi shape, refinements)."""
+  if scale not in SCALES:
+    raise config_lib.ConfigError(f"--scale must be one of {SCALES}, got {scale!r}")
+  if scale == "full":
+    return config
+  c = config
+  c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 32, "pad"
+  c.model.width *= 0.25
+  c.model.disc_width *= 0.25
+  c.model.flow_width = 16
+  c.train.batch_size, c.train.num_steps = 64, 600
+  c.train.log_every, c.train.image_every = 50, 300
+  c.eval.every, c.eval.num_examples, c.eval.num_fid_samples = 600, 2000, 2000
+  c.ckpt.every = 200
+  if c.loss.adv_start_step:
+    c.loss.adv_start_step = c.train.num_steps // 2
+  if scale == "tiny":
+    c.model.width, c.model.disc_width, c.model.flow_width = 0.0625, 0.0625, 4
+    c.model.latent_channels, c.data.image_size, c.data.resize = 4, 16, "resize"
+    c.train.batch_size, c.train.num_steps, c.train.log_every, c.train.image_every = 8, 2, 1, 2
+    c.eval.every, c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 2, 8, 16, 4
+    c.eval.num_fid_samples, c.eval.classifier_steps, c.ckpt.every = 16, 5, 2
+    c.loss.adv_start_step = min(c.loss.adv_start_step, 1)
+  return c
+
+
+def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, rd: bool = False,
+                 wg: bool = False, iaf: bool = False, s2: bool = False) -> ml_collections.ConfigDict:
+  """A config of papers/002 by its row name: mode plus refinements rd, wg, iaf, s2 (section 5.2).
+
+  rd: residual discriminator (Table 6a); wg: generator of twice the width; iaf: the residual IAF-VAE
+  generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN keeps only
+  the lowest latent level (footnote 2: top-down sampling does not help the GAN).
+  """
+  c = config_lib.base_config()
+  c.mode = mode
+  c.data.dataset, c.data.image_size = dataset, image_size
+  c.data.resize = "resize" if dataset != "cifar10" else "pad"
+  c.model.disc_arch = "resnet" if rd else "conv"
+  c.model.width = 2.0 if wg else 1.0
+  c.model.arch, c.model.iaf = ("resnet", True) if iaf else ("sngan", False)
+  c.model.flow_scales = 2 if s2 else 1
+  if mode == "gan":
+    c.model.latent_levels = 1
+  c.train.batch_size = 64 if image_size <= 32 else 32
+  c.train.num_steps, c.eval.every, c.ckpt.every = 500_000, 10_000, 5_000
+  return c
+
+
+# ----------------------------------------------------------------------------- running and collecting
+def load_experiment(path: str, scale: str) -> list[Member]:
+  if not os.path.exists(path):
+    raise config_lib.ConfigError(f"--experiment: no such file {path!r}")
+  spec = importlib.util.spec_from_file_location("adejax_experiment", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  members = module.get_experiment(scale)
+  for m in members:
+    config_lib.validate(m.config)
+  return members
+
+
+def run_member(member: Member, workdir: str) -> dict:
+  from adejax import evaluate, train
+
+  done = os.path.join(workdir, "done.json")
+  if os.path.exists(done):
+    logging.info("%s: finished earlier, skipping.", member.name)
+    return json.load(open(done))
+  train.train_and_evaluate(member.config, workdir)
+  metrics = evaluate.evaluate_run(member.config, workdir)
+  metrics["generator_params"] = generator_param_count(member.config)
+  reporting.write_json(done, metrics)
+  return metrics
+
+
+def collect(members: list[Member], workdir: str) -> list[dict]:
+  rows = []
+  for m in members:
+    path = os.path.join(workdir, m.name, "done.json")
+    ours = json.load(open(path)) if os.path.exists(path) else {}
+    rows.append({"member": m.name, "mode": m.config.mode, **ours,
+                 **{f"paper_{k}": v for k, v in m.paper.items()}})
+  keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain", "fid",
+          "is", "generator_params", "step", "paper_bpd", "paper_is", "paper_fid"]
+  keys = [k for k in keys if any(k in r for r in rows)]
+  with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+  fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
+  lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+  lines += ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in rows]
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return rows
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from adejax import input_pipeline
+
+  reporting.quiet_library_logs()
+  try:
+    if not FLAGS.experiment or not FLAGS.workdir:
+      raise config_lib.ConfigError("--experiment and --workdir are required")
+    members = load_experiment(FLAGS.experiment, FLAGS.scale)
+    names = [m.name for m in members]
+    unknown = set(FLAGS.only or []) - set(names)
+    if unknown:
+      raise config_lib.ConfigError(f"--only: unknown members {sorted(unknown)}; members are {names}")
+    if FLAGS.print_commands:
+      base = f"python -m adejax.sweep --experiment={FLAGS.experiment} --workdir={FLAGS.workdir} --scale={FLAGS.scale}"
+      print("\n".join([f"{base} --only={n}" for n in names] + [f"{base} --collect_only"]))
+      return
+    if not FLAGS.collect_only:
+      for m in members:
+        if not FLAGS.only or m.name in FLAGS.only:
+          run_member(m, os.path.join(FLAGS.workdir, m.name))
+    collect(members, FLAGS.workdir)
+    print(open(os.path.join(FLAGS.workdir, "results.md")).read())
+  except (config_lib.ConfigError, input_pipeline.DataError) as e:
+    print(f"adejax.sweep: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("experiment", None, "Experiment file, e.g. experiments/ablation.py.")
+  flags.DEFINE_string("workdir", None, "Root folder; each member runs in a sub-folder.")
+  flags.DEFINE_enum("scale", "full", list(SCALES), "full (paper), small (2-core CPU), tiny (tests).")
+  flags.DEFINE_list("only", [], "Run only these members.")
+  flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
+  flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
+  app.run(main)

@@ -1,0 +1,92 @@
+"""The paper's experiments: every member loads, validates and builds at tiny scale; one step of each
+Table 1 member runs; the sweep runner skips finished members and collects results."""
+import glob
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from adejax import config_lib, sweep, train
+from configs import default
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py")))
+
+
+@pytest.fixture(scope="module")
+def ablation():
+  return sweep.load_experiment(os.path.join(ROOT, "experiments", "ablation.py"), "tiny")
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_every_member_loads_validates_and_builds(path):
+  members = sweep.load_experiment(path, "tiny")
+  assert members and len({m.name for m in members}) == len(members)
+  for m in members:
+    config_lib.validate(m.config)
+    assert sweep.generator_param_count(m.config) > 0
+  full = sweep.load_experiment(path, "full")  # the paper-scale configs validate too
+  assert all(m.config.train.num_steps >= 100_000 for m in full)
+
+
+def test_ablation_matches_parameter_counts(ablation):
+  counts = {m.name: sweep.generator_param_count(m.config) for m in ablation}
+  print("Table 1 generator parameters at tiny scale:", counts)
+  for name in ("v-ade", "av-ade"):
+    assert abs(counts[name] - counts["vae"]) / counts["vae"] < 0.05
+  small = {m.name: m for m in sweep.load_experiment(os.path.join(ROOT, "experiments", "ablation.py"), "small")}
+  vae, ade = (sweep.generator_param_count(small[n].config) for n in ("vae", "av-ade"))
+  print(f"small scale: VAE {vae:,} vs AV-ADE {ade:,} parameters ({100 * (ade - vae) / vae:+.2f}%)")
+  assert abs(ade - vae) / vae < 0.014
+
+
+def test_one_step_of_each_table1_member(ablation):
+  for m in ablation:
+    shape = (m.config.data.image_size,) * 2 + (1,)
+    trainer = train.Trainer(m.config, shape, devices=jax.devices()[:1])
+    batch = np.random.default_rng(0).integers(0, 256, (m.config.train.batch_size,) + shape, np.uint8)
+    state, metrics = trainer.step(trainer.init_state(0), trainer.global_batch(batch))
+    assert int(state.step) == 1 and np.isfinite(float(metrics["generator_loss"])), m.name
+
+
+def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
+  from test_input_pipeline import make_idx_dir
+
+  make_idx_dir(tmp_path, n_train=40, n_test=16)
+  members = []
+  for name in ("av-ade", "vae"):
+    c = default.get_config("tiny")
+    c.mode, c.data.idx_dir = name, str(tmp_path)
+    c.eval.num_fid_samples, c.eval.classifier_steps = 16, 5
+    c.eval.feature_cache_dir = str(tmp_path / "cache")
+    members.append(sweep.Member(name, c, {"bpd": 3.9 if name == "av-ade" else 4.4}))
+  root = str(tmp_path / "sweep")
+  os.makedirs(os.path.join(root, "vae"))
+  sweep.reporting.write_json(os.path.join(root, "vae", "done.json"), {"bpd_elbo": 9.5, "step": 4})
+  ran = sweep.run_member(members[0], os.path.join(root, "av-ade"))
+  assert ran["step"] == 4 and "fid_domain" in ran and ran["generator_params"] > 0
+
+  def must_not_train(*args):
+    raise AssertionError("a finished member was trained again")
+
+  monkeypatch.setattr(train, "train_and_evaluate", must_not_train)
+  for m in members:
+    sweep.run_member(m, os.path.join(root, m.name))
+  rows = sweep.collect(members, root)
+  assert [r["member"] for r in rows] == ["av-ade", "vae"]
+  assert rows[1]["bpd_elbo"] == 9.5 and rows[0]["paper_bpd"] == 3.9
+  table = open(os.path.join(root, "results.md")).read()
+  assert "paper_bpd" in table and "fid_domain" in table
+  assert open(os.path.join(root, "results.csv")).read().startswith("member,mode,bpd_elbo")
+
+
+def test_print_commands_one_line_per_member(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "adejax.sweep", "--experiment=experiments/refinements.py",
+                        f"--workdir={tmp_path}", "--scale=tiny", "--print_commands"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  lines = [l for l in out.stdout.splitlines() if l.startswith("python -m adejax.sweep")]
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert len(lines) == 7 and lines[0].endswith("--only=gan_rd") and lines[-1].endswith("--collect_only")
