@@ -120,6 +120,10 @@ def evaluate_run(config, workdir: str) -> dict:
     real = eval_data.images[:config.eval.num_samples]
     reporting.save_png(os.path.join(out_dir, "reconstructions.png"),
                        reporting.side_by_side(real, trainer.reconstruct(state, real)), ncols=8)
+    pairs = max(1, min(8, len(eval_data) // 2))
+    lerp = trainer.interpolate(state, eval_data.images[:pairs], eval_data.images[pairs:2 * pairs])
+    reporting.save_png(os.path.join(out_dir, "interpolations.png"),
+                       lerp.reshape((-1,) + lerp.shape[2:]), ncols=lerp.shape[1])
     reporting.write_json(os.path.join(out_dir, "metrics.json"), metrics)
   print(format_table(metrics))
   return metrics

@@ -158,6 +158,47 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   return rows
 
 
+DISCUSSION_MARKER = "<!-- discussion: kept when the report is regenerated -->"
+
+
+def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid_domain") -> str:
+  """Coverage (bits/dim) against quality (FID), one labelled point per member."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(5, 4))
+  for r in rows:
+    if x in r and y in r:
+      ax.scatter(r[x], r[y])
+      ax.annotate(r["member"], (r[x], r[y]), textcoords="offset points", xytext=(5, 5))
+  ax.set(xlabel=f"{x} (held-out, upper bound; lower = better coverage)",
+         ylabel=f"{y} (lower = better quality)", title="coverage vs quality")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def write_report(rows: list[dict], workdir: str, stem: str, command: str) -> str:
+  """stem.md (command, results table) and stem.png (scatter); text below the discussion marker of an
+  existing stem.md is kept."""
+  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+  discussion = ""
+  if os.path.exists(stem + ".md"):
+    text = open(stem + ".md").read()
+    if DISCUSSION_MARKER in text:
+      discussion = text.split(DISCUSSION_MARKER, 1)[1]
+  plot = scatter_plot(rows, stem + ".png")
+  table = open(os.path.join(workdir, "results.md")).read()
+  body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
+          f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")
+  with open(stem + ".md", "w") as f:
+    f.write(body)
+  return stem + ".md"
+
+
 FLAGS = flags.FLAGS
 
 
@@ -182,8 +223,11 @@ def main(argv):
       for m in members:
         if not FLAGS.only or m.name in FLAGS.only:
           run_member(m, os.path.join(FLAGS.workdir, m.name))
-    collect(members, FLAGS.workdir)
+    rows = collect(members, FLAGS.workdir)
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
+    if FLAGS.report:
+      command = " ".join(["python -m adejax.sweep"] + sys.argv[1:])
+      print("Wrote", write_report(rows, FLAGS.workdir, FLAGS.report, command))
   except (config_lib.ConfigError, input_pipeline.DataError) as e:
     print(f"adejax.sweep: error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -196,4 +240,5 @@ if __name__ == "__main__":
   flags.DEFINE_list("only", [], "Run only these members.")
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
   flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
+  flags.DEFINE_string("report", "", "Also write REPORT.md (command + table) and REPORT.png (scatter).")
   app.run(main)

@@ -154,6 +154,8 @@ class Trainer:
     self._eval = jax.jit(self._eval_batch, static_argnums=(4,), out_shardings=self.replicated)
     self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
     self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
+    self._interpolate = jax.jit(
+        lambda v, a, b, n: self.model.apply(v, a, b, n, method="interpolate"), static_argnums=3)
 
   # -- state
   def _init(self, rng):
@@ -223,6 +225,15 @@ class Trainer:
     rec = self._reconstruct(self.eval_params(state), state.batch_stats, jnp.asarray(images),
                             jax.random.PRNGKey(seed))
     return np.clip(np.asarray(jax.device_get(rec)), 0.0, 1.0)
+
+
+  def interpolate(self, state: TrainState, images_a: np.ndarray, images_b: np.ndarray,
+                  steps: int = 8) -> np.ndarray:
+    """(B, steps, H, W, C) decoded latent interpolations between two sets of uint8 images, in [0, 1]."""
+    variables = {"params": self.eval_params(state), "batch_stats": state.batch_stats}
+    to_y = lambda x: (jnp.asarray(x, jnp.float32) + 0.5) / 256.0
+    out = self._interpolate(variables, to_y(images_a), to_y(images_b), steps)
+    return np.clip(np.asarray(jax.device_get(out)), 0.0, 1.0)
 
 
 class PreemptionGuard:

@@ -90,3 +90,19 @@ def test_print_commands_one_line_per_member(tmp_path):
   lines = [l for l in out.stdout.splitlines() if l.startswith("python -m adejax.sweep")]
   assert out.returncode == 0, out.stderr[-2000:]
   assert len(lines) == 7 and lines[0].endswith("--only=gan_rd") and lines[-1].endswith("--collect_only")
+
+
+def test_report_keeps_the_discussion(tmp_path):
+  root = str(tmp_path)
+  with open(os.path.join(root, "results.md"), "w") as f:
+    f.write("| member | bpd_elbo |\n|---|---|\n| vae | 4.0 |\n")
+  rows = [{"member": "vae", "bpd_elbo": 4.0, "fid_domain": 30.0},
+          {"member": "av-ade", "bpd_elbo": 4.2, "fid_domain": 10.0}]
+  stem = os.path.join(root, "docs", "ablation_small")
+  sweep.write_report(rows, root, stem, "python -m adejax.sweep ...")
+  with open(stem + ".md", "a") as f:
+    f.write("\nOur reading of the numbers.\n")
+  sweep.write_report(rows, root, stem, "python -m adejax.sweep ...")
+  text = open(stem + ".md").read()
+  assert text.count("Our reading of the numbers.") == 1 and "| vae | 4.0 |" in text
+  assert os.path.getsize(stem + ".png") > 1000

@@ -131,3 +131,45 @@ def test_bad_inputs_raise_clear_errors():
     discriminators.Discriminator("bogus").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   with pytest.raises(ValueError, match="expects images"):
     discriminators.Discriminator("conv").init(jax.random.key(0), jnp.zeros((8, 8, 1)))
+
+
+def test_latent_interpolation_endpoints_and_midpoint():
+  shape = (8, 8, 1)
+  m = ade.ADEModel(shape, arch="resnet", width=0.25, latent_channels=4, flow_width=8, flow_blocks=1)
+  ya, yb = (jax.random.uniform(jax.random.key(i), (2,) + shape) for i in (0, 1))
+  v = m.init(jax.random.key(2), ya, jax.random.key(3))
+  leaves, tree = jax.tree_util.tree_flatten(v["params"])
+  keys = jax.random.split(jax.random.key(9), len(leaves))
+  v = {**v, "params": jax.tree_util.tree_unflatten(  # away from the zero-initialised heads
+      tree, [l + 0.05 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])}
+  lerp = m.apply(v, ya, yb, 5, method="interpolate")
+  assert lerp.shape == (2, 5) + shape
+
+  def decode_mix(w):
+    def fn(mod):
+      key = jax.random.PRNGKey(0)
+      za = mod.vae.encode(mod.to_features(ya, train=False)[0], key)
+      zb = mod.vae.encode(mod.to_features(yb, train=False)[0], key)
+      return mod.from_features(mod.vae.decode([(1 - w) * a + w * b for a, b in zip(za, zb)]))
+    return m.apply(v, method=fn)
+
+  for idx, w in ((0, 0.0), (2, 0.5), (4, 1.0)):
+    np.testing.assert_allclose(lerp[:, idx], decode_mix(w), atol=1e-5)
+  assert bool(jnp.all(jnp.isfinite(lerp)))
+  assert float(jnp.max(jnp.abs(lerp[:, 0] - lerp[:, 4]))) > 1e-3
+
+
+def test_conditional_weight_norm():
+  from adejax.models import layers
+
+  conv = layers.WNConv(3, num_classes=4)
+  x = jax.random.normal(jax.random.key(0), (2, 5, 5, 2))
+  v = conv.init(jax.random.key(1), x, jnp.array([0, 1]))
+  p = jax.tree.map(lambda a: a, v["params"])
+  p["g"] = jnp.arange(12.0).reshape(4, 3) + 1.0  # a different scale g(y) per class
+  y0 = conv.apply({"params": p}, x, jnp.array([0, 0]))
+  y1 = conv.apply({"params": p}, x, jnp.array([1, 1]))
+  # eq. 16: w = g(y) v / ||v||, so the outputs of two classes differ by the ratio of their scales
+  np.testing.assert_allclose(y1, y0 * (p["g"][1] / p["g"][0]), rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="needs class labels"):
+    conv.apply({"params": p}, x)

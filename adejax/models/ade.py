@@ -76,6 +76,18 @@ class ADEModel(nn.Module):
       f = f + jnp.exp(self.vae.log_sigma) * temperature * jax.random.normal(eps_rng, f.shape, f.dtype)
     return self.from_features(f)
 
+  def interpolate(self, y_a: jax.Array, y_b: jax.Array, steps: int) -> jax.Array:
+    """Decoded linear interpolations between the posterior means of every latent level of two batches
+    of images: (B, steps, H, W, C) in y-space, from y_a (first) to y_b (last)."""
+    rng = jax.random.PRNGKey(0)
+    za = self.vae.encode(self.to_features(y_a, train=False)[0], rng)
+    zb = self.vae.encode(self.to_features(y_b, train=False)[0], rng)
+    t = jnp.linspace(0.0, 1.0, steps)
+    mix = lambda a, b: (a[:, None] * (1 - t[None, :, None, None, None])
+                        + b[:, None] * t[None, :, None, None, None]).reshape((-1,) + a.shape[1:])
+    y = self.from_features(self.vae.decode([mix(a, b) for a, b in zip(za, zb)]))
+    return y.reshape((y_a.shape[0], steps) + y.shape[1:])
+
   def reconstruct(self, y: jax.Array, rng: jax.Array) -> jax.Array:
     """Encode-decode real images (eval mode) and map the decoder mean back to y-space."""
     return self.from_features(self(y, rng, train=False)["mean"])

@@ -106,7 +106,9 @@ class StochasticLayer(nn.Module):
   iaf: bool = False
 
   @nn.compact
-  def __call__(self, x, h_enc: Optional[jax.Array], rng, temperature: float = 1.0):
+  def __call__(self, x, h_enc: Optional[jax.Array], rng, temperature: float = 1.0,
+               z: Optional[jax.Array] = None):
+    """Returns (x with z merged in, posterior stats or None, z). A given `z` is used as is."""
     zc = self.latent_channels
     shape = x.shape[:-1] + (zc,)
     prior_head = layers.WNConv(2 * zc, g_init=nn.initializers.zeros, name="prior")
@@ -116,11 +118,13 @@ class StochasticLayer(nn.Module):
     else:
       p_mean, p_log_std = jnp.split(prior_head(nn.elu(x)), 2, axis=-1)
     eps = jax.random.normal(rng, shape, x.dtype)
-    if h_enc is None:  # generation: sample the prior
-      z, stats = p_mean + jnp.exp(p_log_std) * eps * temperature, None
+    if z is not None or h_enc is None:  # decoding given latents, or sampling the prior
+      stats = None
+      if z is None:
+        z = p_mean + jnp.exp(p_log_std) * eps * temperature
     else:
       q_mean, q_log_std, context = jnp.split(post_head(nn.elu(jnp.concatenate([x, h_enc], -1))), 3, -1)
-      z = q_mean + jnp.exp(q_log_std) * eps
+      z = q_mean + jnp.exp(q_log_std) * eps * temperature
       log_q = gaussian.log_prob(z, q_mean, q_log_std)
       if self.iaf:
         z, log_det = IAFStep(name="iaf")(z, context)
@@ -128,7 +132,7 @@ class StochasticLayer(nn.Module):
       log_p = gaussian.log_prob(z, p_mean, p_log_std)
       kl = log_q - log_p if self.iaf else gaussian.kl(q_mean, q_log_std, p_mean, p_log_std)
       stats = {"kl": kl, "log_q": log_q, "log_p": log_p}
-    return x + layers.WNConv(self.features, name="merge")(z), stats
+    return x + layers.WNConv(self.features, name="merge")(z), stats, z
 
 
 class HierarchicalVAE(nn.Module):
@@ -137,6 +141,7 @@ class HierarchicalVAE(nn.Module):
   Methods (through `apply(..., method=...)`):
     __call__(f, rng)           -> dict(mean, log_sigma, kl, log_q, log_p): encode-decode, per-example terms
     generate(rng, n, temperature) -> decoder means mu(z) for z ~ p(z)
+    encode(f, rng) / decode(zs)   -> posterior latents per level / decoder means for given latents
   """
   image_shape: tuple[int, int, int]
   arch: str = "sngan"
@@ -180,27 +185,37 @@ class HierarchicalVAE(nn.Module):
       hs.append(h)
     return hs[::-1]  # lowest resolution first
 
-  def _decode(self, batch: int, rng, hs=None, temperature: float = 1.0):
+  def _decode(self, batch: int, rng, hs=None, temperature: float = 1.0, zs=None):
+    """Top-down pass: posterior (hs given), prior sampling, or given latents `zs` (one per level)."""
     x = jnp.broadcast_to(self.start, (batch,) + self.start.shape[1:])
-    stats = []
+    stats, latents = [], []
     for l in range(self.num_levels):
       if l < self.num_stochastic:
-        x, s = self.stochastic[l](x, None if hs is None else hs[l], jax.random.fold_in(rng, l),
-                                  temperature)
+        x, s, z = self.stochastic[l](x, None if hs is None else hs[l], jax.random.fold_in(rng, l),
+                                     temperature, None if zs is None else zs[l])
         stats.append(s)
+        latents.append(z)
       if l < self.num_levels - 1:
         x = self.decoder[l](x)
     if self.final is not None:
       x = self.final(x)
-    return self.out(nn.elu(x)), stats
+    return self.out(nn.elu(x)), stats, latents
 
   def __call__(self, f: jax.Array, rng: jax.Array):
     if f.ndim != 4 or tuple(f.shape[1:]) != tuple(self.image_shape):
       raise ValueError(f"HierarchicalVAE expects (B, {', '.join(map(str, self.image_shape))}), "
                        f"got {tuple(f.shape)}.")
-    mean, stats = self._decode(f.shape[0], rng, self._encode(f))
+    mean, stats, _ = self._decode(f.shape[0], rng, self._encode(f))
     total = {k: sum(s[k] for s in stats) for k in ("kl", "log_q", "log_p")}
     return {"mean": mean, "log_sigma": self.log_sigma, **total}
 
   def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0) -> jax.Array:
     return self._decode(batch, rng, None, temperature)[0]
+
+  def encode(self, f: jax.Array, rng: jax.Array, temperature: float = 0.0) -> list[jax.Array]:
+    """Posterior latents per level (temperature 0: the posterior means, through IAF if present)."""
+    return self._decode(f.shape[0], rng, self._encode(f), temperature)[2]
+
+  def decode(self, zs: list[jax.Array]) -> jax.Array:
+    """Decoder mean mu(z) for given latents (one array per stochastic level)."""
+    return self._decode(zs[0].shape[0], jax.random.PRNGKey(0), None, 1.0, zs)[0]
