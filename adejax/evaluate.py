@@ -65,7 +65,11 @@ def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATU
 
 def generate_uint8(trainer, state, n: int, chunk: int, seed: int = 0) -> np.ndarray:
   """n samples as uint8 images, generated in fixed-size chunks (one compilation)."""
-  parts = [trainer.sample(state, chunk, seed=seed + i) for i in range(-(-n // chunk))]
+  parts = []
+  for i in range(-(-n // chunk)):
+    if i % 10 == 0:
+      logging.info("sampling: %d of %d images", i * chunk, n)
+    parts.append(trainer.sample(state, chunk, seed=seed + i))
   return np.round(np.concatenate(parts)[:n] * 255.0).astype(np.uint8)
 
 

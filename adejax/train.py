@@ -192,7 +192,10 @@ class Trainer:
     params, sums = self.eval_params(state), None
     batches = input_pipeline.eval_batches(data, batch_size, num_examples, jax.process_index(),
                                           jax.process_count())
+    total = -(-min(num_examples or len(data), len(data)) // batch_size)
     for i, (images, weights) in enumerate(batches):
+      if i % 20 == 0 and total > 20:
+        logging.info("held-out bits/dim: batch %d of %d", i, total)
       out = self._eval(params, state.batch_stats, self.global_batch(images), self.global_batch(weights),
                        iwae_samples, jax.random.fold_in(jax.random.PRNGKey(seed), i))
       sums = out if sums is None else jax.tree.map(jnp.add, sums, out)

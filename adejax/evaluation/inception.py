@@ -20,6 +20,7 @@ import zipfile
 from typing import Callable
 
 import flax.linen as nn
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -354,6 +355,8 @@ def make_feature_fn(module, params, prepare, batch_size: int):
   def features(images: np.ndarray):
     pools, logits = [], []
     for start in range(0, len(images), batch_size):
+      if start and start % (20 * batch_size) == 0:
+        logging.info("features: %d of %d images", start, len(images))
       chunk = np.asarray(images[start:start + batch_size])
       pad = batch_size - len(chunk)  # fixed shape: one compilation
       if pad:
