@@ -20,6 +20,10 @@ class NonFiniteStateError(RuntimeError):
   pass
 
 
+class CheckpointMismatchError(RuntimeError):
+  """A readable checkpoint whose arrays do not fit the current config (e.g. a changed architecture)."""
+
+
 def _abstract(tree):
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
@@ -33,7 +37,8 @@ class Checkpointer:
   def __init__(self, directory: str, keep: int = 3):
     self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_handlers=ocp.StandardCheckpointHandler())  # declared, so metadata reads without a save
 
   def latest_step(self):
     return self.manager.latest_step()
@@ -52,11 +57,27 @@ class Checkpointer:
   def restore_latest(self, template):
     """The newest readable checkpoint restored into `template`'s structure and shardings, else template."""
     for step in sorted(self.manager.all_steps(), reverse=True):
+      self._check_layout(step, template)
       try:
         return self.manager.restore(step, args=ocp.args.StandardRestore(_abstract(template)))
       except Exception as e:  # noqa: BLE001 -- any unreadable checkpoint falls back to the previous one
         self._quarantine(step, e)
     return template
+
+  def _check_layout(self, step: int, template) -> None:
+    """Refuse (without touching the files) a readable checkpoint of a different model."""
+    try:
+      metadata = self.manager.item_metadata(step)
+      leaves = jax.tree.leaves(getattr(metadata, "tree", metadata))
+    except Exception:  # noqa: BLE001 -- unreadable metadata: let the restore decide (corrupt)
+      return
+    saved = sorted(tuple(x.shape) for x in leaves if hasattr(x, "shape"))
+    wanted = sorted(tuple(x.shape) for x in jax.tree.leaves(template))
+    if saved and saved != wanted:
+      raise CheckpointMismatchError(
+          f"The checkpoint at step {step} in {self.directory} holds {len(saved)} arrays that do not fit "
+          f"this config's {len(wanted)} (was the model or optimiser changed?). Resume with the config "
+          "the run was started with (its config.json), or use a new --workdir.")
 
   def _quarantine(self, step: int, error: Exception) -> None:
     aside = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))

@@ -6,6 +6,9 @@ raises ConfigError with one line naming the key for any invalid value or impossi
 """
 from __future__ import annotations
 
+import json
+import os
+
 import ml_collections
 
 from adejax.models import discriminators, vae
@@ -72,6 +75,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.num_steps = 100_000
   c.train.disc_steps = 1           # discriminator updates per generator update (Algorithm 1)
   c.train.ema_decay = 0.0          # EMA of generator parameters; 0 = off
+  c.train.init_checkpoint = ""     # start from the generator of another run's latest checkpoint
+                                   # (a workdir; relative paths are relative to this run's workdir)
+  c.train.freeze = ""              # "decoder": train only the inference network and sigma
+                                   # (papers/002 section 5, BPD for a GAN)
   c.train.log_every = 100
   c.train.image_every = 1000       # sample and reconstruction grids (PNG + TensorBoard)
 
@@ -125,6 +132,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(t.num_steps >= 1, "train.num_steps", "must be positive")
   _check(t.disc_steps >= 1, "train.disc_steps", "must be at least 1")
   _check(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+  _check(t.freeze in ("", "decoder"), "train.freeze", "must be '' or 'decoder'")
+  _check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
+         "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
   _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
@@ -136,3 +146,25 @@ def check_devices(c: ml_collections.ConfigDict, num_devices: int, num_processes:
     _check(size % num_devices == 0, key,
            f"{size} is not divisible by the {num_devices} devices; use a multiple of {num_devices}")
   del num_processes
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run saved in its workdir (config.json), as a locked ConfigDict."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise ConfigError(f"{path} not found: is {workdir!r} the workdir of a training run?")
+  config = base_config()
+  with open(path) as f:
+    saved = json.load(f)
+
+  def update(node, values, prefix=""):
+    for key, value in values.items():
+      if key not in node:
+        raise ConfigError(f"{path}: unknown key {prefix}{key} (written by another adejax version?)")
+      if isinstance(value, dict):
+        update(node[key], value, f"{prefix}{key}.")
+      else:
+        node[key] = value
+
+  update(config, saved)
+  return config

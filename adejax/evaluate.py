@@ -6,7 +6,6 @@ DIR/eval/metrics.json, sample grids at several temperatures and real|reconstruct
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -19,27 +18,6 @@ from adejax import checkpointing, config_lib, input_pipeline, reporting
 from adejax.evaluation import domain_classifier, fid, inception, prd
 
 TEMPERATURES = (0.6, 0.8, 1.0)
-
-
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise config_lib.ConfigError(f"{path} not found: is {workdir!r} the workdir of a training run?")
-  config = config_lib.base_config()
-  config.unlock()
-  config.update_from_flattened_dict(_flatten(json.load(open(path))))
-  config.lock()
-  return config
-
-
-def _flatten(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
 
 
 def restore_trainer(config, workdir: str):
@@ -173,7 +151,7 @@ def main(argv):
   try:
     if not FLAGS.workdir:
       raise config_lib.ConfigError("--workdir is required")
-    config = load_run_config(FLAGS.workdir)
+    config = config_lib.load_run_config(FLAGS.workdir)
     apply_overrides(config, FLAGS.override)
     evaluate_run(config, FLAGS.workdir)
   except (config_lib.ConfigError, input_pipeline.DataError, ValueError) as e:

@@ -85,7 +85,8 @@ def main(argv):
     _maybe_initialize_distributed()
     config_lib.validate(config)
     run(config, FLAGS.workdir, FLAGS.mode)
-  except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.NonFiniteStateError) as e:
+  except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.NonFiniteStateError,
+          checkpointing.CheckpointMismatchError) as e:
     print(f"adejax: error: {e}", file=sys.stderr)
     sys.exit(2)
 

@@ -204,7 +204,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from adejax import input_pipeline
+  from adejax import checkpointing, input_pipeline
 
   reporting.quiet_library_logs()
   try:
@@ -228,7 +228,7 @@ def main(argv):
     if FLAGS.report:
       command = " ".join(["python -m adejax.sweep"] + sys.argv[1:])
       print("Wrote", write_report(rows, FLAGS.workdir, FLAGS.report, command))
-  except (config_lib.ConfigError, input_pipeline.DataError) as e:
+  except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.CheckpointMismatchError) as e:
     print(f"adejax.sweep: error: {e}", file=sys.stderr)
     sys.exit(2)
 

@@ -25,7 +25,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from adejax import checkpointing, config_lib, input_pipeline, losses, reporting
-from adejax.models import ade, discriminators
+from adejax.models import ade, discriminators, vae
 
 
 @flax.struct.dataclass
@@ -76,6 +76,25 @@ def build_models(c: ml_collections.ConfigDict, image_shape) -> tuple[ade.ADEMode
 def make_optimizer(lr: float, b1: float, b2: float, clip: float) -> optax.GradientTransformation:
   adamax = optax.adamax(lr, b1=b1, b2=b2)
   return optax.chain(optax.clip_by_global_norm(clip), adamax) if clip > 0 else adamax
+
+
+def trainable_labels(params, freeze: str):
+  """'train' / 'frozen' per generator parameter. freeze='decoder' leaves only the inference network
+  and sigma trainable (BPD for a GAN: a fixed generator with a learned encoder and noise level)."""
+  def label(path, _):
+    keys = tuple(getattr(k, "key", str(k)) for k in path)
+    if not freeze or keys[-1] == "log_sigma" or (keys[0] == "vae" and vae.is_inference_parameter(keys[1:])):
+      return "train"
+    return "frozen"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def generator_optimizer(o, freeze: str) -> optax.GradientTransformation:
+  tx = make_optimizer(o.lr, o.b1, o.b2, o.grad_clip)
+  if not freeze:
+    return tx
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
+                               lambda params: trainable_labels(params, freeze))
 
 
 def all_finite(tree) -> jax.Array:
@@ -139,7 +158,7 @@ class Trainer:
     self.image_shape = tuple(int(s) for s in image_shape)
     self.model, self.disc = build_models(config, self.image_shape)
     o = config.optim
-    self.tx = make_optimizer(o.lr, o.b1, o.b2, o.grad_clip)
+    self.tx = generator_optimizer(o, config.train.freeze)
     self.disc_tx = make_optimizer(o.disc_lr, o.b1, o.b2, o.grad_clip)
     self.cfg = StepConfig.from_config(config)
     devices = np.asarray(devices if devices is not None else jax.devices())
@@ -264,6 +283,24 @@ class PreemptionGuard:
     return False
 
 
+def _initialise_from(state: TrainState, other_workdir: str, image_shape) -> TrainState:
+  """The generator parameters (and f_psi statistics) of another run's latest checkpoint; a fresh
+  optimiser state and step. The other run must have the same generator architecture."""
+  other_workdir = os.path.normpath(other_workdir)
+  other = checkpointing.Checkpointer(os.path.join(other_workdir, "checkpoints"))
+  if other.latest_step() is None:
+    raise config_lib.ConfigError(f"config.train.init_checkpoint: no checkpoint in {other_workdir}/checkpoints")
+  other_config = config_lib.load_run_config(other_workdir)
+  restored = other.restore_latest(Trainer(other_config, image_shape).init_state(other_config.seed))
+  other.close()
+  if jax.tree.structure(restored.params) != jax.tree.structure(state.params):
+    raise config_lib.ConfigError("config.train.init_checkpoint: that run's generator has another "
+                                 "architecture than this config's")
+  logging.info("Initialised the generator from %s (step %d).", other_workdir, int(restored.step))
+  return state.replace(params=restored.params, batch_stats=restored.batch_stats,
+                       ema_params=restored.params if state.ema_params else state.ema_params)
+
+
 def _mean_metrics(pending: list[dict]) -> dict[str, float]:
   stacked = jax.device_get(pending)
   return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[-1]}
@@ -285,6 +322,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                f"{reporting.count_params(state.disc_params):,}", jax.device_count(),
                jax.process_count())
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.ckpt.keep)
+  if ckpt.latest_step() is None and config.train.init_checkpoint:
+    state = _initialise_from(state, os.path.join(workdir, config.train.init_checkpoint),
+                             trainer.image_shape)
   state = ckpt.restore_latest(state)
   start = int(state.step)
   if start:

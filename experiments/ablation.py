@@ -6,6 +6,8 @@
 All members share the section 5.1 architecture (SNGAN-shaped generator, mirrored encoder, conv
 discriminator). Models with f_psi get a narrower generator so that their total parameter count matches
 the VAE's (the paper's "-1.4%"); `generator_params` in the results shows both counts.
+The GAN has no inference network of its own, so its row's bits/dim comes from `gan_bpd`: the GAN's
+generator frozen, an encoder and sigma trained around it (section 5, the paper's approximate [7.0]).
 """
 from adejax import config_lib, sweep
 
@@ -27,4 +29,11 @@ def get_experiment(scale: str):
       config.model.width = sweep.match_width(config, target, lo=0.5 * config.model.width,
                                              hi=config.model.width)
     members.append(sweep.Member(mode, config, PAPER[mode]))
+    if mode == "gan":
+      bpd = sweep.apply_scale(sweep.paper_config("vae"), scale)
+      bpd.model.width, bpd.model.latent_levels = config.model.width, config.model.latent_levels
+      bpd.train.init_checkpoint, bpd.train.freeze = "../gan", "decoder"
+      bpd.train.num_steps = max(2, config.train.num_steps // 2)
+      bpd.eval.num_fid_samples = 0  # same generator as `gan`: only its bits/dim is new
+      members.append(sweep.Member("gan_bpd", bpd, {"bpd": PAPER["gan"]["bpd"]}))
   return members

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adejax import checkpointing, evaluate, train
+from adejax import checkpointing, config_lib, evaluate, train
 from configs import default
 from test_input_pipeline import make_idx_dir
 
@@ -53,7 +53,7 @@ def test_resume_equals_straight_run(tmp_path, idx_dir):
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(resumed))
 
   # the evaluation command on the finished tiny run
-  config = evaluate.load_run_config(resumed)
+  config = config_lib.load_run_config(resumed)
   evaluate.apply_overrides(config, ["eval.iwae_samples=3", "eval.num_fid_samples=16",
                                     "eval.classifier_steps=5", f"eval.feature_cache_dir={tmp_path}/cache"])
   out = evaluate.evaluate_run(config, resumed)
@@ -164,3 +164,34 @@ def test_default_config_losses_decrease_on_fashion_mnist(fashion_mnist_dir):
     losses.append(float(metrics["coverage_loss"]))
   assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 500  # nats per image, a large drop
   assert int(state.skipped) == 0
+
+
+def test_checkpoint_of_another_model_is_refused_not_quarantined(tmp_path):
+  trainer, base, ckpt = _saved_states(tmp_path)
+  ckpt.close()
+  other = default.get_config("tiny")
+  other.model.width = 0.125  # a different architecture in the same workdir
+  template = train.Trainer(other, (16, 16, 1)).init_state(0)
+  ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"))
+  with pytest.raises(checkpointing.CheckpointMismatchError, match="do not fit this config"):
+    ckpt.restore_latest(template)
+  assert not os.path.exists(tmp_path / "corrupt_checkpoints") and ckpt.latest_step() == 4
+  ckpt.close()
+
+
+def test_bpd_for_a_gan_trains_only_the_inference_network(tmp_path, idx_dir):
+  gan = tiny_config(idx_dir, 2)
+  gan.mode = "gan"
+  train.train_and_evaluate(gan, str(tmp_path / "gan"))
+  bpd = tiny_config(idx_dir, 2)
+  bpd.mode, bpd.train.freeze, bpd.train.init_checkpoint = "vae", "decoder", "../gan"
+  metrics = train.train_and_evaluate(bpd, str(tmp_path / "gan_bpd"))
+  assert np.isfinite(metrics["bpd_elbo"])
+  before, after = restore(str(tmp_path / "gan"), gan), restore(str(tmp_path / "gan_bpd"), bpd)
+  labels = train.trainable_labels(before.params, "decoder")
+  moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), before.params, after.params)
+  pairs = list(zip(jax.tree.leaves(labels), jax.tree.leaves(moved)))
+  assert all(not m for lab, m in pairs if lab == "frozen")  # the GAN generator is untouched
+  assert any(m for lab, m in pairs if lab == "train")       # the inference network learns
+  assert after.params["vae"]["log_sigma"] != before.params["vae"]["log_sigma"]
+  assert sum(lab == "frozen" for lab, _ in pairs) > 5 and sum(lab == "train" for lab, _ in pairs) > 5

@@ -135,6 +135,13 @@ class StochasticLayer(nn.Module):
     return x + layers.WNConv(self.features, name="merge")(z), stats, z
 
 
+def is_inference_parameter(path: tuple[str, ...]) -> bool:
+  """True for the inference network's parameters (encoder and posteriors) of a HierarchicalVAE's
+  parameter tree, given a path of keys below it; the rest (prior, decoder, sigma) is the generator."""
+  return (path[0] == "stem" or path[0].startswith("encoder_")
+          or (path[0].startswith("stochastic_") and len(path) > 1 and path[1] in ("posterior", "iaf")))
+
+
 class HierarchicalVAE(nn.Module):
   """Top-down hierarchical VAE over a (B, H, W, C) feature tensor.
 
