@@ -77,35 +77,9 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   if c.loss.adv_start_step:
     c.loss.adv_start_step = c.train.num_steps // 2
   if scale == "tiny":
-    c.model.width, c.model.disc_width, c.model.flow_width = 0.0625, 0.0625, 4
-    c.model.latent_channels, c.data.image_size, c.data.resize = 4, 16, "resize"
-    c.train.batch_size, c.train.num_steps, c.train.log_every, c.train.image_every = 8, 2, 1, 2
-    c.eval.every, c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 2, 8, 16, 4
-    c.eval.num_fid_samples, c.eval.classifier_steps, c.ckpt.every = 16, 5, 2
+    config_lib.make_tiny(c, num_steps=2)
+    c.data.image_size, c.data.resize = 16, "resize"
     c.loss.adv_start_step = min(c.loss.adv_start_step, 1)
-  return c
-
-
-def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, rd: bool = False,
-                 wg: bool = False, iaf: bool = False, s2: bool = False) -> ml_collections.ConfigDict:
-  """A config of papers/002 by its row name: mode plus refinements rd, wg, iaf, s2 (section 5.2).
-
-  rd: residual discriminator (Table 6a); wg: generator of twice the width; iaf: the residual IAF-VAE
-  generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN keeps only
-  the lowest latent level (footnote 2: top-down sampling does not help the GAN).
-  """
-  c = config_lib.base_config()
-  c.mode = mode
-  c.data.dataset, c.data.image_size = dataset, image_size
-  c.data.resize = "resize" if dataset != "cifar10" else "pad"
-  c.model.disc_arch = "resnet" if rd else "conv"
-  c.model.width = 2.0 if wg else 1.0
-  c.model.arch, c.model.iaf = ("resnet", True) if iaf else ("sngan", False)
-  c.model.flow_scales = 2 if s2 else 1
-  if mode == "gan":
-    c.model.latent_levels = 1
-  c.train.batch_size = 64 if image_size <= 32 else 32
-  c.train.num_steps, c.eval.every, c.ckpt.every = 500_000, 10_000, 5_000
   return c
 
 

@@ -23,20 +23,8 @@ def get_config(variant: str = ""):
   c.eval.every = 10_000
   c.ckpt.every = 5_000
   if variant == "tiny":
-    c.model.width = 0.0625
-    c.model.latent_channels = 4
-    c.model.flow_width = 4
+    config_lib.make_tiny(c, num_steps=2)
     c.model.flow_blocks = 1
-    c.model.disc_width = 0.0625
-    c.train.batch_size = 8
-    c.train.num_steps = 2
-    c.train.log_every = 1
-    c.train.image_every = 2
-    c.eval.every = 2
-    c.eval.batch_size = 8
-    c.eval.num_examples = 16
-    c.eval.num_samples = 4
-    c.ckpt.every = 1
   elif variant:
     raise ValueError(f"Unknown variant {variant!r} of configs/cifar_avade.py; use '' or 'tiny'.")
   return c

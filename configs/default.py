@@ -26,21 +26,8 @@ def get_config(variant: str = ""):
   c.eval.num_examples = 2000
   c.ckpt.every = 200
   if variant == "tiny":
-    c.model.width = 0.0625
-    c.model.latent_channels = 4
-    c.model.flow_width = 4
-    c.model.disc_width = 0.0625
-    c.data.image_size = 16
-    c.data.resize = "resize"
-    c.train.batch_size = 8
-    c.train.num_steps = 4
-    c.train.log_every = 2
-    c.train.image_every = 4
-    c.eval.every = 4
-    c.eval.batch_size = 8
-    c.eval.num_examples = 16
-    c.eval.num_samples = 4
-    c.ckpt.every = 2
+    config_lib.make_tiny(c, num_steps=4)
+    c.data.image_size, c.data.resize = 16, "resize"
   elif variant:
     raise ValueError(f"Unknown variant {variant!r} of configs/default.py; use '' or 'tiny'.")
   return c
