@@ -83,6 +83,29 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   return c
 
 
+def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, rd: bool = False,
+                 wg: bool = False, iaf: bool = False, s2: bool = False) -> ml_collections.ConfigDict:
+  """A config of papers/002 by its row name: mode plus refinements rd, wg, iaf, s2 (section 5.2).
+
+  rd: residual discriminator (Table 6a); wg: generator of twice the width; iaf: the residual IAF-VAE
+  generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN keeps only
+  the lowest latent level (footnote 2: top-down sampling does not help the GAN).
+  """
+  c = config_lib.base_config()
+  c.mode = mode
+  c.data.dataset, c.data.image_size = dataset, image_size
+  c.data.resize = "resize" if dataset != "cifar10" else "pad"
+  c.model.disc_arch = "resnet" if rd else "conv"
+  c.model.width = 2.0 if wg else 1.0
+  c.model.arch, c.model.iaf = ("resnet", True) if iaf else ("sngan", False)
+  c.model.flow_scales = 2 if s2 else 1
+  if mode == "gan":
+    c.model.latent_levels = 1
+  c.train.batch_size = 64 if image_size <= 32 else 32
+  c.train.num_steps, c.eval.every, c.ckpt.every = 500_000, 10_000, 5_000
+  return c
+
+
 # ----------------------------------------------------------------------------- running and collecting
 def load_experiment(path: str, scale: str) -> list[Member]:
   if not os.path.exists(path):
