@@ -195,3 +195,16 @@ def test_bpd_for_a_gan_trains_only_the_inference_network(tmp_path, idx_dir):
   assert any(m for lab, m in pairs if lab == "train")       # the inference network learns
   assert after.params["vae"]["log_sigma"] != before.params["vae"]["log_sigma"]
   assert sum(lab == "frozen" for lab, _ in pairs) > 5 and sum(lab == "train" for lab, _ in pairs) > 5
+
+
+def test_cifar_config_tiny_trains_through_tfds_mock_data(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+
+  from configs import cifar_avade
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
+  config = cifar_avade.get_config("tiny")
+  with tfds.testing.mock_data(num_examples=16):
+    metrics = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(metrics["bpd_elbo"])
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
