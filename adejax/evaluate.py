@@ -112,8 +112,8 @@ def evaluate_run(config, workdir: str) -> dict:
 
 
 def format_table(metrics: dict) -> str:
-  rows = [f"{k:<22} {v:.4f}" if isinstance(v, float) else f"{k:<22} {v}" for k, v in sorted(metrics.items())]
-  return "\n".join(["metric                 value (bpd values are upper bounds)", *rows])
+  rows = [f"{k:<28} {v:.4f}" if isinstance(v, float) else f"{k:<28} {v}" for k, v in sorted(metrics.items())]
+  return "\n".join([f"{'metric':<28} value (bpd values are upper bounds)", *rows])
 
 
 def apply_overrides(config, overrides) -> None:

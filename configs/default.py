@@ -24,6 +24,7 @@ def get_config(variant: str = ""):
   c.train.image_every = 200
   c.eval.every = 200
   c.eval.num_examples = 2000
+  c.eval.num_fid_samples = 2000
   c.ckpt.every = 200
   if variant == "tiny":
     config_lib.make_tiny(c, num_steps=4)
