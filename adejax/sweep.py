@@ -33,6 +33,7 @@ class Member:
   name: str
   config: ml_collections.ConfigDict
   paper: dict = dataclasses.field(default_factory=dict)  # e.g. {"bpd": 3.9, "is": 7.1, "fid": 28.0}
+  bpd_from: str = ""  # take this row's bits/dim from another member (a GAN's from its gan_bpd run)
 
 
 # ----------------------------------------------------------------------------- helpers for experiments
@@ -138,6 +139,11 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   for m in members:
     path = os.path.join(workdir, m.name, "done.json")
     ours = json.load(open(path)) if os.path.exists(path) else {}
+    other = os.path.join(workdir, m.bpd_from, "done.json")
+    if m.bpd_from:  # the row's own ELBO (an untrained encoder) means nothing: use the other run's
+      ours = {k: v for k, v in ours.items() if k not in ("bpd_elbo", "bpd_iwae")}
+      if os.path.exists(other):
+        ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
     rows.append({"member": m.name, "mode": m.config.mode, **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain", "fid",
@@ -223,7 +229,8 @@ def main(argv):
     rows = collect(members, FLAGS.workdir)
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
     if FLAGS.report:
-      command = " ".join(["python -m adejax.sweep"] + sys.argv[1:])
+      # the command that regenerates everything (a --collect_only call only gathers finished runs)
+      command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])
       print("Wrote", write_report(rows, FLAGS.workdir, FLAGS.report, command))
   except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.CheckpointMismatchError) as e:
     print(f"adejax.sweep: error: {e}", file=sys.stderr)

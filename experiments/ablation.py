@@ -28,7 +28,7 @@ def get_experiment(scale: str):
     if config_lib.MODES[mode][0]:  # f_psi present: compensate its parameters
       config.model.width = sweep.match_width(config, target, lo=0.5 * config.model.width,
                                              hi=config.model.width)
-    members.append(sweep.Member(mode, config, PAPER[mode]))
+    members.append(sweep.Member(mode, config, PAPER[mode], bpd_from="gan_bpd" if mode == "gan" else ""))
     if mode == "gan":
       bpd = sweep.apply_scale(sweep.paper_config("vae"), scale)
       bpd.model.width, bpd.model.latent_levels = config.model.width, config.model.latent_levels

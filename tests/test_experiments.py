@@ -75,8 +75,10 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
   monkeypatch.setattr(train, "train_and_evaluate", must_not_train)
   for m in members:
     sweep.run_member(m, os.path.join(root, m.name))
+  members.append(sweep.Member("from_vae", members[1].config, bpd_from="vae"))
   rows = sweep.collect(members, root)
-  assert [r["member"] for r in rows] == ["av-ade", "vae"]
+  assert [r["member"] for r in rows] == ["av-ade", "vae", "from_vae"]
+  assert rows[2]["bpd_elbo"] == 9.5  # a GAN row takes its bits/dim from its gan_bpd member
   assert rows[1]["bpd_elbo"] == 9.5 and rows[0]["paper_bpd"] == 3.9
   table = open(os.path.join(root, "results.md")).read()
   assert "paper_bpd" in table and "fid_domain" in table
