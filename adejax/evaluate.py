@@ -55,13 +55,14 @@ def feature_cache_dir(config) -> str:
   return config.eval.feature_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "adejax")
 
 
-def sample_quality(config, samples: np.ndarray, real: np.ndarray, out_dir: str) -> dict:
-  """fid_domain / is_domain / PRD with the offline domain classifier; fid / is with Inception if given."""
+def sample_quality(config, samples: np.ndarray, test_data, out_dir: str) -> dict:
+  """fid_domain / is_domain / PRD with the offline domain classifier; fid / is with Inception if given.
+  Samples are compared with the first len(samples) test images."""
   metrics, cache = {}, feature_cache_dir(config)
-  train_data = input_pipeline.load_split(config.data, config.data.train_split)
-  test_data = input_pipeline.load_split(config.data, config.data.eval_split)
-  features, info = domain_classifier.load_or_train(cache, config.data.dataset, train_data, test_data,
-                                                   steps=config.eval.classifier_steps)
+  real = test_data.images[:len(samples)]
+  features, info = domain_classifier.load_or_train(
+      cache, config.data.dataset, lambda: input_pipeline.load_split(config.data, config.data.train_split),
+      test_data, steps=config.eval.classifier_steps)
   real_f, _ = features(real)
   fake_f, fake_logits = features(samples)
   metrics["fid_domain"] = fid.fid_from_features(real_f, fake_f)
@@ -96,7 +97,7 @@ def evaluate_run(config, workdir: str) -> dict:
   n = min(config.eval.num_fid_samples, len(eval_data))
   if n:
     samples = generate_uint8(trainer, state, n, config.eval.batch_size)
-    metrics.update(sample_quality(config, samples, eval_data.images[:n], out_dir))
+    metrics.update(sample_quality(config, samples, eval_data, out_dir))
   if jax.process_index() == 0:
     write_samples(trainer, state, out_dir, config.eval.num_samples)
     real = eval_data.images[:config.eval.num_samples]

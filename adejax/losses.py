@@ -51,7 +51,7 @@ def coverage_loss(outputs: Mapping[str, jax.Array]):
   """
   nll = gaussian_nll(outputs["features"], outputs["mean"], outputs["log_sigma"])
   terms = {"nll": nll, "kl": outputs["kl"], "logdet": outputs["logdet"]}
-  return nll + outputs["kl"] - outputs["logdet"], terms
+  return -elbo(outputs) - outputs["logdet"], terms
 
 
 def importance_weighted_bound(log_weights: jax.Array) -> jax.Array:

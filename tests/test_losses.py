@@ -115,3 +115,15 @@ def test_gradient_penalty_against_finite_differences():
     g = [(f(flat + h * np.eye(6)[j]) - f(flat - h * np.eye(6)[j])) / (2 * h) for j in range(6)]
     penalties.append((np.linalg.norm(g) - 1.0) ** 2)
   np.testing.assert_allclose(gp, np.mean(penalties), rtol=1e-4)
+
+
+def test_coverage_loss_is_minus_elbo_minus_logdet():
+  """Eq. 4 from eq. 3 on hand-made terms: L_C = nll + KL - log|det| per example."""
+  f = jnp.array([[[[0.5]], [[-1.0]]]])  # (1, 2, 1, 1)
+  outputs = {"features": f, "mean": jnp.zeros_like(f), "log_sigma": jnp.log(2.0),
+             "kl": jnp.array([3.0]), "logdet": jnp.array([1.5])}
+  nll = -(stats.norm.logpdf(0.5, scale=2.0) + stats.norm.logpdf(-1.0, scale=2.0))
+  np.testing.assert_allclose(losses.elbo(outputs), [-nll - 3.0], rtol=1e-6)
+  loss, terms = losses.coverage_loss(outputs)
+  np.testing.assert_allclose(loss, [nll + 3.0 - 1.5], rtol=1e-6)
+  np.testing.assert_allclose(terms["nll"], [nll], rtol=1e-6)

@@ -65,18 +65,22 @@ def train_classifier(train_images, train_labels, test_images, test_labels, *, st
   return module, params, accuracy
 
 
-def load_or_train(cache_dir: str, dataset: str, train, test, steps: int = 1500):
-  """(feature function uint8 -> (features, logits), info) with the classifier cached under cache_dir."""
-  shape = "x".join(map(str, train.images.shape[1:]))
+def load_or_train(cache_dir: str, dataset: str, load_train, test, steps: int = 1500):
+  """(feature function uint8 -> (features, logits), info) with the classifier cached under cache_dir.
+
+  `load_train()` gives the training split; it is only called when the classifier is not cached yet.
+  """
+  shape = "x".join(map(str, test.images.shape[1:]))
   stem = os.path.join(cache_dir, f"domain_classifier_{dataset.replace('/', '_')}_{shape}_v{RECIPE_VERSION}_{steps}")
-  module = DomainClassifier(int(train.labels.max()) + 1)
+  module = DomainClassifier(int(test.labels.max()) + 1)
   if os.path.exists(stem + ".msgpack") and os.path.exists(stem + ".json"):
-    template = module.init(jax.random.key(0), _prepare(jnp.asarray(train.images[:2])))["params"]
+    template = module.init(jax.random.key(0), _prepare(jnp.asarray(test.images[:2])))["params"]
     with open(stem + ".msgpack", "rb") as f:
       params = flax.serialization.from_bytes(template, f.read())
     info = json.load(open(stem + ".json"))
   else:
     logging.info("Training the %s domain classifier (%d steps; cached in %s).", dataset, steps, cache_dir)
+    train = load_train()
     module, params, accuracy = train_classifier(train.images, train.labels, test.images, test.labels,
                                                 steps=steps)
     info = {"test_accuracy": accuracy, "dataset": dataset, "steps": steps}
