@@ -153,11 +153,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.optim.lr > 0 and c.optim.disc_lr > 0, "optim.lr", "learning rates must be positive")
 
 
-def check_devices(c: ml_collections.ConfigDict, num_devices: int, num_processes: int) -> None:
+def check_devices(c: ml_collections.ConfigDict, num_devices: int) -> None:
   for key, size in (("train.batch_size", c.train.batch_size), ("eval.batch_size", c.eval.batch_size)):
     _check(size % num_devices == 0, key,
            f"{size} is not divisible by the {num_devices} devices; use a multiple of {num_devices}")
-  del num_processes
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:

@@ -11,7 +11,6 @@ import sys
 
 import jax
 import numpy as np
-import ml_collections
 from absl import app, flags, logging
 
 from adejax import checkpointing, config_lib, input_pipeline, reporting

@@ -309,7 +309,7 @@ def _mean_metrics(pending: list[dict]) -> dict[str, float]:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Train from the latest checkpoint in `workdir` (or from scratch); returns the final eval metrics."""
   config_lib.validate(config)
-  config_lib.check_devices(config, jax.device_count(), jax.process_count())
+  config_lib.check_devices(config, jax.device_count())
   os.makedirs(workdir, exist_ok=True)
   reporting.save_config(config, workdir)
   train_data = input_pipeline.load_split(config.data, config.data.train_split)

@@ -1,6 +1,5 @@
 """Input pipeline: IDX reader, fitting to the model size, deterministic resumable order, TFDS errors."""
 import gzip
-import os
 import time
 
 import ml_collections

@@ -167,21 +167,40 @@ def preprocess(images: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- torch key layout
+# (torch module, torch leaf) -> Flax leaf; the one table for both directions
+_LEAVES = {("conv", "weight"): "kernel", ("bn", "weight"): "bn_scale", ("bn", "bias"): "bn_bias",
+           ("bn", "running_mean"): "bn_mean", ("bn", "running_var"): "bn_var",
+           ("fc", "weight"): "kernel", ("fc", "bias"): "bias"}
+
+
 def torch_key_to_path(key: str) -> tuple[str, ...] | None:
   """'Mixed_5b.branch1x1.conv.weight' -> ('Mixed_5b', 'branch1x1', 'kernel'); None for ignored keys."""
   parts = key.split(".")
-  leaf = {("conv", "weight"): "kernel", ("bn", "weight"): "bn_scale", ("bn", "bias"): "bn_bias",
-          ("bn", "running_mean"): "bn_mean", ("bn", "running_var"): "bn_var",
-          ("fc", "weight"): "kernel", ("fc", "bias"): "bias"}.get(tuple(parts[-2:]))
+  leaf = _LEAVES.get(tuple(parts[-2:]))
   if leaf is None:
     return None  # num_batches_tracked and the like
   prefix = parts[:-2] if parts[-2] != "fc" else ["fc"]
   return (*prefix, leaf)
 
 
+def _path_to_torch_key(path: tuple[str, ...]) -> str:
+  if path[0] == "fc":
+    return "fc." + {v: k[1] for k, v in _LEAVES.items() if k[0] == "fc"}[path[-1]]
+  module, leaf = next(k for k, v in _LEAVES.items() if v == path[-1] and k[0] != "fc")
+  return ".".join([*path[:-1], module, leaf])
+
+
 def _to_flax(key: str, array: np.ndarray) -> np.ndarray:
   if key.endswith("conv.weight"):
     return np.transpose(array, (2, 3, 1, 0))  # OIHW -> HWIO
+  if key == "fc.weight":
+    return array.T
+  return array
+
+
+def _to_torch(key: str, array: np.ndarray) -> np.ndarray:
+  if key.endswith("conv.weight"):
+    return np.transpose(array, (3, 2, 0, 1))  # HWIO -> OIHW
   if key == "fc.weight":
     return array.T
   return array
@@ -203,15 +222,9 @@ def state_dict_to_params(state_dict: dict[str, np.ndarray]) -> dict:
 def params_to_state_dict(params: dict) -> dict[str, np.ndarray]:
   """The inverse layout (used to write test files in the standard key layout)."""
   out = {}
-  names = {"kernel": "conv.weight", "bn_scale": "bn.weight", "bn_bias": "bn.bias",
-           "bn_mean": "bn.running_mean", "bn_var": "bn.running_var"}
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    keys = [p.key for p in path]
-    if keys[0] == "fc":
-      out[f"fc.{'weight' if keys[-1] == 'kernel' else 'bias'}"] = np.asarray(leaf).T if keys[-1] == "kernel" else np.asarray(leaf)
-      continue
-    key = ".".join(keys[:-1] + [names[keys[-1]]])
-    out[key] = np.transpose(np.asarray(leaf), (3, 2, 0, 1)) if keys[-1] == "kernel" else np.asarray(leaf)
+    key = _path_to_torch_key(tuple(p.key for p in path))
+    out[key] = _to_torch(key, np.asarray(leaf))
   return out
 
 
