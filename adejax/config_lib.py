@@ -57,6 +57,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.flow_width = 32          # channels of the coupling networks
   c.model.disc_arch = "conv"       # "conv" (SNGAN-style) or "resnet" (rd)
   c.model.disc_width = 1.0
+  c.model.num_classes = 0          # > 0: class-conditional (appendix E.1): conditional weight norm in
+                                   # the VAE, projection discriminator, labels from the dataset
 
   c.loss = ml_collections.ConfigDict()
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
@@ -125,6 +127,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
          f"{m.disc_arch!r} is not one of {list(discriminators.DISCRIMINATORS)}")
   _check(m.preprocess in ("logit", "centre"), "model.preprocess", "must be 'logit' or 'centre'")
   _check(0.0 < m.logit_alpha < 0.5, "model.logit_alpha", "must be in (0, 0.5)")
+  _check(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0 = unconditional)")
   _check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
   _check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
   _check(d.image_size >= 8, "data.image_size", "must be at least 8")

@@ -36,10 +36,26 @@ class DataError(RuntimeError):
 @dataclasses.dataclass
 class ImageData:
   images: np.ndarray  # (N, H, W, C) uint8
-  labels: np.ndarray  # (N,) int32
+  labels: np.ndarray  # (N,) int32; -1 for datasets without class labels (LSUN, CelebA)
 
   def __len__(self) -> int:
     return len(self.images)
+
+  @property
+  def has_labels(self) -> bool:
+    return bool(len(self.labels)) and int(self.labels.min()) >= 0
+
+
+def check_labels(data: ImageData, num_classes: int) -> None:
+  """A class-conditional model (num_classes > 0) needs labels in 0..num_classes-1."""
+  if not num_classes:
+    return
+  if not data.has_labels:
+    raise DataError("config.model.num_classes > 0 asks for a class-conditional model, but this dataset "
+                    "has no class labels; use num_classes=0.")
+  if int(data.labels.max()) >= num_classes:
+    raise DataError(f"config.model.num_classes: the dataset has labels up to {int(data.labels.max())}; "
+                    f"set num_classes={int(data.labels.max()) + 1}.")
 
 
 # ----------------------------------------------------------------------------- IDX files
@@ -101,7 +117,7 @@ def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
   images, labels = [], []
   for batch in tfds.as_numpy(builder.as_dataset(split=split, batch_size=4096)):
     images.append(np.asarray(batch["image"], np.uint8))
-    labels.append(np.asarray(batch.get("label", np.zeros(len(batch["image"]))), np.int32))
+    labels.append(np.asarray(batch.get("label", np.full(len(batch["image"]), -1)), np.int32))
   images, labels = np.concatenate(images), np.concatenate(labels)
   if images.ndim == 3:
     images = images[..., None]
@@ -168,17 +184,19 @@ class BatchOrder:
     return out
 
 
-def train_batches(data: ImageData, order: BatchOrder, start_step: int) -> Iterator[np.ndarray]:
-  """This process's uint8 training batches from `start_step` on."""
+def train_batches(data: ImageData, order: BatchOrder,
+                  start_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """This process's training batches (uint8 images, int32 labels) from `start_step` on."""
   step = start_step
   while True:
-    yield data.images[order.local_indices(step)]
+    idx = order.local_indices(step)
+    yield data.images[idx], data.labels[idx]
     step += 1
 
 
 def eval_batches(data: ImageData, global_batch: int, num_examples: int = 0,
                  process_index: int = 0, process_count: int = 1):
-  """Yield (local images, local weights) over the first `num_examples` (0 = all) in order.
+  """Yield (local images, local labels, local weights) over the first `num_examples` (0 = all) in order.
 
   The last batch is padded with copies of the first image and weight 0, so every batch has the
   same shape (one compilation) and weighted averages are exact.
@@ -190,4 +208,4 @@ def eval_batches(data: ImageData, global_batch: int, num_examples: int = 0,
     weights = (idx < n).astype(np.float32)
     idx = np.where(idx < n, idx, 0)
     sl = slice(process_index * local, (process_index + 1) * local)
-    yield data.images[idx[sl]], weights[sl]
+    yield data.images[idx[sl]], data.labels[idx[sl]], weights[sl]

@@ -103,19 +103,20 @@ def per_dim_bits(terms: Mapping[str, jax.Array], num_dims: int) -> dict:
 
 def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle: bool,
                    adversarial: bool, adv_weight, sample_noise: bool = False,
-                   constrain=lambda x: x):
+                   constrain=lambda x: x, labels=None):
   """Algorithm 1, generator objective: mean L_C (eq. 4) + adv_weight * L_Q (eq. 5).
 
   f_psi gets gradients from L_C only: the samples for L_Q are generated with f_psi's parameters
   behind stop_gradient, so the adversarial gradient flows through f_psi^{-1} into the VAE (theta) but
-  never into psi. Returns (loss, (metrics, new batch_stats)).
+  never into psi. Returns (loss, (metrics, new batch_stats)). For class-conditional models the
+  generated images are conditioned on the real batch's `labels` (ignored by unconditional models).
   """
   post_rng, prior_rng = jax.random.split(rng)
   num_dims = math.prod(y.shape[1:])
   loss, metrics, new_stats = 0.0, {}, batch_stats
   if mle:
     out, updates = model.apply(_variables(params, batch_stats), y, post_rng, train=True,
-                               mutable=["batch_stats"])
+                               labels=labels, mutable=["batch_stats"])
     per_example, terms = coverage_loss(out)
     loss = jnp.mean(per_example)
     new_stats = updates.get("batch_stats", batch_stats)
@@ -127,17 +128,18 @@ def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle
     if "flow" in frozen:
       frozen["flow"] = jax.lax.stop_gradient(frozen["flow"])
     fake = constrain(model.apply(_variables(frozen, batch_stats), prior_rng, y.shape[0],
-                                 noise=sample_noise, method="generate"))
-    quality = quality_loss(disc.apply({"params": disc_params}, to_signed(fake)))
+                                 noise=sample_noise, labels=labels, method="generate"))
+    quality = quality_loss(disc.apply({"params": disc_params}, to_signed(fake), labels))
     loss = loss + adv_weight * quality
     metrics["quality_loss"] = quality
   metrics["generator_loss"] = loss
   return loss, (metrics, new_stats)
 
 
-def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight):
-  """Cross-entropy real vs generated + gp_weight * gradient penalty (appendix B.3). Images in [-1,1]."""
-  logit_fn = lambda x: disc.apply({"params": disc_params}, x)
+def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight, labels=None):
+  """Cross-entropy real vs generated + gp_weight * gradient penalty (appendix B.3). Images in [-1,1];
+  a class-conditional discriminator sees both sets with the same `labels`."""
+  logit_fn = lambda x: disc.apply({"params": disc_params}, x, labels)
   real_logits, fake_logits = logit_fn(real), logit_fn(fake)
   ce = discriminator_loss(real_logits, fake_logits)
   gp = gradient_penalty(logit_fn, real, fake, rng)
@@ -146,15 +148,16 @@ def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight):
   return ce + gp_weight * gp, metrics
 
 
-def heldout_nll(params, batch_stats, y, rng, *, model, iwae_samples: int = 0):
-  """Per-example upper bounds on -log p(y) in eval mode: the ELBO bound and, for K > 0, IWAE-K."""
+def heldout_nll(params, batch_stats, y, rng, *, model, iwae_samples: int = 0, labels=None):
+  """Per-example upper bounds on -log p(y) in eval mode: the ELBO bound and, for K > 0, IWAE-K
+  (of -log p(y | label) for a class-conditional model)."""
   variables = _variables(params, batch_stats)
-  out = model.apply(variables, y, rng, train=False)
+  out = model.apply(variables, y, rng, train=False, labels=labels)
   elbo_nll, terms = coverage_loss(out)
   result = {"elbo": elbo_nll, **terms}
   if iwae_samples:
     keys = jax.random.split(jax.random.fold_in(rng, 1), iwae_samples)
-    log_w = jax.lax.map(lambda k: log_importance_weight(model.apply(variables, y, k, train=False)),
-                        keys)
+    log_w = jax.lax.map(
+        lambda k: log_importance_weight(model.apply(variables, y, k, train=False, labels=labels)), keys)
     result["iwae"] = -importance_weighted_bound(log_w)
   return result

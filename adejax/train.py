@@ -68,8 +68,9 @@ def build_models(c: ml_collections.ConfigDict, image_shape) -> tuple[ade.ADEMode
       tuple(image_shape), preprocess=m.preprocess, logit_alpha=m.logit_alpha, use_flow=use_flow,
       flow_scales=m.flow_scales, flow_couplings=m.flow_couplings, flow_blocks=m.flow_blocks,
       flow_width=m.flow_width, arch=m.arch, width=m.width, latent_channels=m.latent_channels,
-      latent_levels=m.latent_levels, iaf=m.iaf, log_sigma_init=m.log_sigma_init)
-  disc = discriminators.Discriminator(m.disc_arch, m.disc_width)
+      latent_levels=m.latent_levels, iaf=m.iaf, log_sigma_init=m.log_sigma_init,
+      num_classes=m.num_classes)
+  disc = discriminators.Discriminator(m.disc_arch, m.disc_width, m.num_classes)
   return model, disc
 
 
@@ -111,9 +112,13 @@ def apply_if_finite(tx, params, opt_state, grads, loss):
   return keep(new_params, params), keep(new_opt_state, opt_state), finite
 
 
-def train_step(state: TrainState, images: jax.Array, *, model, disc, tx, disc_tx, cfg: StepConfig,
-               constrain=lambda x: x):
-  """Algorithm 1 (papers/002 appendix H): discriminator update(s), then the generator update."""
+def train_step(state: TrainState, images: jax.Array, labels, *, model, disc, tx, disc_tx,
+               cfg: StepConfig, constrain=lambda x: x):
+  """Algorithm 1 (papers/002 appendix H): discriminator update(s), then the generator update.
+
+  `labels` (B,) condition a class-conditional model (appendix E.1): the real batch's likelihood is
+  p(x | label) and the generated images of the step are drawn with the real batch's labels. None for
+  unconditional models."""
   rng = jax.random.fold_in(state.rng, state.step)
   deq_rng, disc_rng, gen_rng = jax.random.split(rng, 3)
   y = losses.dequantize(images, deq_rng)
@@ -124,10 +129,10 @@ def train_step(state: TrainState, images: jax.Array, *, model, disc, tx, disc_tx
     for i in range(cfg.disc_steps):
       prior_rng, gp_rng = jax.random.split(jax.random.fold_in(disc_rng, i))
       fake = constrain(model.apply(variables, prior_rng, y.shape[0], noise=cfg.sample_noise,
-                                   method="generate"))
+                                   labels=labels, method="generate"))
       (d_loss, d_metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
           disc_params, ade.to_signed(y), ade.to_signed(jax.lax.stop_gradient(fake)), gp_rng,
-          disc=disc, gp_weight=cfg.gp_weight)
+          disc=disc, gp_weight=cfg.gp_weight, labels=labels)
       disc_params, disc_opt_state, ok = apply_if_finite(disc_tx, disc_params, disc_opt_state,
                                                         d_grads, d_loss)
       skipped = skipped + (1 - ok.astype(jnp.int32))
@@ -137,7 +142,7 @@ def train_step(state: TrainState, images: jax.Array, *, model, disc, tx, disc_tx
   (g_loss, (g_metrics, new_stats)), grads = jax.value_and_grad(losses.generator_loss, has_aux=True)(
       state.params, state.batch_stats, disc_params, y, gen_rng, model=model, disc=disc, mle=cfg.mle,
       adversarial=cfg.adversarial, adv_weight=adv_weight, sample_noise=cfg.sample_noise,
-      constrain=constrain)
+      constrain=constrain, labels=labels)
   params, opt_state, ok = apply_if_finite(tx, state.params, state.opt_state, grads, g_loss)
   new_stats = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_stats, state.batch_stats)
   skipped = skipped + (1 - ok.astype(jnp.int32))
@@ -161,6 +166,7 @@ class Trainer:
     self.tx = generator_optimizer(o, config.train.freeze)
     self.disc_tx = make_optimizer(o.disc_lr, o.b1, o.b2, o.grad_clip)
     self.cfg = StepConfig.from_config(config)
+    self.num_classes = int(config.model.num_classes)
     devices = np.asarray(devices if devices is not None else jax.devices())
     self.mesh = Mesh(devices, ("data",))
     self.replicated = NamedSharding(self.mesh, P())
@@ -168,21 +174,38 @@ class Trainer:
     constrain = lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding)
     step = functools.partial(train_step, model=self.model, disc=self.disc, tx=self.tx,
                              disc_tx=self.disc_tx, cfg=self.cfg, constrain=constrain)
-    self.step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding),
-                        out_shardings=(self.replicated, self.replicated), donate_argnums=0)
-    self._eval = jax.jit(self._eval_batch, static_argnums=(4,), out_shardings=self.replicated)
+    self._step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
+                         out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+    self._eval = jax.jit(self._eval_batch, static_argnums=(5,), out_shardings=self.replicated)
     self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
     self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
     self._interpolate = jax.jit(
-        lambda v, a, b, n: self.model.apply(v, a, b, n, method="interpolate"), static_argnums=3)
+        lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
+        static_argnums=3)
+
+  def _labels(self, labels, n: int, default: bool = False):
+    """Labels as the models take them: None for an unconditional model; for a conditional one the
+    given labels, or with `default` the balanced 0, 1, ..., K-1, 0, ... (else an error)."""
+    if not self.num_classes:
+      return None
+    if labels is None:
+      if not default:
+        raise ValueError(f"This model is class-conditional ({self.num_classes} classes): pass labels.")
+      labels = np.arange(n) % self.num_classes
+    return jnp.asarray(labels, jnp.int32)
+
+  def step(self, state: TrainState, images: jax.Array, labels=None):
+    """One compiled train step on a global batch (labels: a global batch too, for conditional models)."""
+    return self._step(state, images, self._labels(labels, images.shape[0]))
 
   # -- state
   def _init(self, rng):
     k_model, k_disc, k_z = jax.random.split(rng, 3)
     y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)
-    variables = self.model.init(k_model, y, k_z)
+    labels = self._labels(None, 2, default=True)
+    variables = self.model.init(k_model, y, k_z, labels=labels)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    disc_params = self.disc.init(k_disc, y)["params"]
+    disc_params = self.disc.init(k_disc, y, labels)["params"]
     return TrainState(
         step=jnp.array(0, jnp.int32), rng=rng, params=params, batch_stats=batch_stats,
         disc_params=disc_params, opt_state=self.tx.init(params),
@@ -200,23 +223,27 @@ class Trainer:
     return jax.make_array_from_process_local_data(self.batch_sharding, local)
 
   # -- evaluation, sampling
-  def _eval_batch(self, params, batch_stats, images, weights, iwae_samples, rng):
+  def _eval_batch(self, params, batch_stats, images, labels, weights, iwae_samples, rng):
     y = losses.dequantize(images, rng)
-    out = losses.heldout_nll(params, batch_stats, y, rng, model=self.model, iwae_samples=iwae_samples)
+    out = losses.heldout_nll(params, batch_stats, y, rng, model=self.model, iwae_samples=iwae_samples,
+                             labels=labels)
     return {k: jnp.sum(v * weights) for k, v in out.items()} | {"count": jnp.sum(weights)}
 
   def evaluate(self, state: TrainState, data: input_pipeline.ImageData, *, batch_size: int,
                num_examples: int = 0, iwae_samples: int = 0, seed: int = 0) -> dict[str, float]:
-    """Held-out bounds in bits/dim over the split (deterministic for a given seed)."""
+    """Held-out bounds in bits/dim over the split (deterministic for a given seed); for a
+    class-conditional model, bounds on -log p(x | label)."""
     params, sums = self.eval_params(state), None
     batches = input_pipeline.eval_batches(data, batch_size, num_examples, jax.process_index(),
                                           jax.process_count())
     total = -(-min(num_examples or len(data), len(data)) // batch_size)
-    for i, (images, weights) in enumerate(batches):
+    for i, (images, labels, weights) in enumerate(batches):
       if i % 20 == 0 and total > 20:
         logging.info("held-out bits/dim: batch %d of %d", i, total)
-      out = self._eval(params, state.batch_stats, self.global_batch(images), self.global_batch(weights),
-                       iwae_samples, jax.random.fold_in(jax.random.PRNGKey(seed), i))
+      labels = self.global_batch(labels) if self.num_classes else None
+      out = self._eval(params, state.batch_stats, self.global_batch(images), labels,
+                       self.global_batch(weights), iwae_samples,
+                       jax.random.fold_in(jax.random.PRNGKey(seed), i))
       sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
     sums = jax.device_get(sums)
     n, d = float(sums.pop("count")), math.prod(self.image_shape)
@@ -228,33 +255,38 @@ class Trainer:
         result[f"{k}_bpd"] = float(v / n / (d * math.log(2.0)))
     return result
 
-  def _sample_images(self, params, batch_stats, n, temperature, rng):
+  def _sample_images(self, params, batch_stats, n, temperature, rng, labels):
     return self.model.apply({"params": params, "batch_stats": batch_stats}, rng, n, temperature,
-                            method="generate")
+                            labels=labels, method="generate")
 
-  def sample(self, state: TrainState, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """n samples as float images in [0, 1] (host numpy)."""
+  def sample(self, state: TrainState, n: int, temperature: float = 1.0, seed: int = 0,
+             labels=None) -> np.ndarray:
+    """n samples as float images in [0, 1] (host numpy). A class-conditional model draws them for
+    `labels` (n,), by default the classes 0, 1, ..., K-1 in turn."""
     y = self._sample(self.eval_params(state), state.batch_stats, n, temperature,
-                     jax.random.PRNGKey(seed))
+                     jax.random.PRNGKey(seed), self._labels(labels, n, default=True))
     return np.clip(np.asarray(jax.device_get(y)), 0.0, 1.0)
 
-  def _reconstruct_images(self, params, batch_stats, images, rng):
+  def _reconstruct_images(self, params, batch_stats, images, rng, labels):
     y = losses.dequantize(images, rng)
-    return self.model.apply({"params": params, "batch_stats": batch_stats}, y, rng,
+    return self.model.apply({"params": params, "batch_stats": batch_stats}, y, rng, labels,
                             method="reconstruct")
 
-  def reconstruct(self, state: TrainState, images: np.ndarray, seed: int = 0) -> np.ndarray:
+  def reconstruct(self, state: TrainState, images: np.ndarray, seed: int = 0,
+                  labels=None) -> np.ndarray:
     rec = self._reconstruct(self.eval_params(state), state.batch_stats, jnp.asarray(images),
-                            jax.random.PRNGKey(seed))
+                            jax.random.PRNGKey(seed), self._labels(labels, len(images)))
     return np.clip(np.asarray(jax.device_get(rec)), 0.0, 1.0)
 
 
   def interpolate(self, state: TrainState, images_a: np.ndarray, images_b: np.ndarray,
-                  steps: int = 8) -> np.ndarray:
-    """(B, steps, H, W, C) decoded latent interpolations between two sets of uint8 images, in [0, 1]."""
+                  steps: int = 8, labels=None) -> np.ndarray:
+    """(B, steps, H, W, C) decoded latent interpolations between two sets of uint8 images, in [0, 1]
+    (for a class-conditional model, within the classes `labels` shared by each pair)."""
     variables = {"params": self.eval_params(state), "batch_stats": state.batch_stats}
     to_y = lambda x: (jnp.asarray(x, jnp.float32) + 0.5) / 256.0
-    out = self._interpolate(variables, to_y(images_a), to_y(images_b), steps)
+    out = self._interpolate(variables, to_y(images_a), to_y(images_b), steps,
+                            self._labels(labels, len(images_a)))
     return np.clip(np.asarray(jax.device_get(out)), 0.0, 1.0)
 
 
@@ -314,6 +346,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   reporting.save_config(config, workdir)
   train_data = input_pipeline.load_split(config.data, config.data.train_split)
   eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
+  input_pipeline.check_labels(train_data, config.model.num_classes)
   trainer = Trainer(config, train_data.images.shape[1:])
   state = trainer.init_state(config.seed)
   logging.info("Model %s on %s %s: generator %s parameters, discriminator %s; %d devices, %d processes.",
@@ -335,14 +368,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   batches = input_pipeline.train_batches(train_data, order, start)
   eval_kw = dict(batch_size=config.eval.batch_size, num_examples=config.eval.num_examples,
                  seed=config.seed)
-  fixed_real = eval_data.images[:min(config.eval.num_samples, len(eval_data))]
+  fixed = slice(0, min(config.eval.num_samples, len(eval_data)))
+  fixed_real, fixed_labels = eval_data.images[fixed], eval_data.labels[fixed]
   last_eval: dict[str, float] = {}
   pending: list[dict] = []
   t = config.train
 
   with PreemptionGuard() as guard:
     for step in range(start + 1, t.num_steps + 1):
-      state, metrics = trainer.step(state, trainer.global_batch(next(batches)))
+      images, labels = next(batches)
+      state, metrics = trainer.step(state, trainer.global_batch(images), trainer.global_batch(labels))
       pending.append(metrics)
       writer.tick(step)
       last = step == t.num_steps
@@ -355,7 +390,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if step % t.image_every == 0 or last:
         writer.images(step, {"samples": trainer.sample(state, config.eval.num_samples, seed=step),
                              "reconstructions": reporting.side_by_side(
-                                 fixed_real, trainer.reconstruct(state, fixed_real))})
+                                 fixed_real, trainer.reconstruct(state, fixed_real,
+                                                                 labels=fixed_labels))})
       if (config.eval.every and step % config.eval.every == 0) or last:
         last_eval = trainer.evaluate(state, eval_data, **eval_kw)
         writer.scalars(step, last_eval, prefix="eval")

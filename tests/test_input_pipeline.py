@@ -90,12 +90,28 @@ def test_batch_order_processes_partition_the_global_batch():
 
 
 def test_eval_batches_pad_with_zero_weight():
-  data = ip.ImageData(np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1), np.zeros(10, np.int32))
+  data = ip.ImageData(np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1), np.arange(10, dtype=np.int32))
   batches = list(ip.eval_batches(data, 4))
   assert len(batches) == 3 and all(b[0].shape == (4, 1, 1, 1) for b in batches)
-  assert sum(float(w.sum()) for _, w in batches) == 10
-  np.testing.assert_array_equal(batches[-1][1], [1, 1, 0, 0])
+  assert sum(float(w.sum()) for _, _, w in batches) == 10
+  np.testing.assert_array_equal(batches[-1][2], [1, 1, 0, 0])
+  for images, labels, _ in batches:  # labels travel with their images
+    np.testing.assert_array_equal(images[:, 0, 0, 0], labels)
   assert len(list(ip.eval_batches(data, 4, num_examples=5))) == 2
+
+
+def test_train_batches_carry_labels_and_label_checks():
+  data = ip.ImageData(np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1), np.arange(20, dtype=np.int32))
+  images, labels = next(ip.train_batches(data, ip.BatchOrder(20, 4, seed=1), 3))
+  np.testing.assert_array_equal(images[:, 0, 0, 0], labels)
+  ip.check_labels(data, 0)
+  ip.check_labels(data, 20)
+  with pytest.raises(ip.DataError, match="num_classes=20"):
+    ip.check_labels(data, 10)
+  unlabelled = ip.ImageData(data.images, np.full(20, -1, np.int32))
+  assert not unlabelled.has_labels
+  with pytest.raises(ip.DataError, match="no class labels"):
+    ip.check_labels(unlabelled, 10)
 
 
 def test_missing_tfds_dataset_fails_fast_without_network(tmp_path):

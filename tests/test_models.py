@@ -173,3 +173,59 @@ def test_conditional_weight_norm():
   np.testing.assert_allclose(y1, y0 * (p["g"][1] / p["g"][0]), rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match="needs class labels"):
     conv.apply({"params": p}, x)
+
+
+def _perturbed(params, scale=0.05, seed=9):
+  """Parameters moved off their zero-initialised heads, so label dependence is visible."""
+  leaves, tree = jax.tree_util.tree_flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree_util.tree_unflatten(
+      tree, [l + scale * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("arch", ["sngan", "resnet"])
+def test_class_conditional_vae_uses_conditional_weight_norm_everywhere(arch):
+  shape, k = (8, 8, 1), 3
+  m = ade.ADEModel(shape, arch=arch, width=0.125, latent_channels=4, flow_width=8, flow_blocks=1,
+                   num_classes=k)
+  y = jax.random.uniform(jax.random.key(0), (2,) + shape)
+  labels = jnp.array([0, 2])
+  v = m.init(jax.random.key(1), y, jax.random.key(2), labels=labels)
+  # every weight-normed layer of the VAE has a scale and a bias per class (eq. 16); the flow does not
+  vae_g = [p for path, p in jax.tree_util.tree_leaves_with_path(v["params"]["vae"])
+           if getattr(path[-1], "key", "") in ("g", "b") and "iaf" not in str(path)]
+  assert vae_g and all(p.shape[0] == k and p.ndim == 2 for p in vae_g)
+  flow_g = [p for path, p in jax.tree_util.tree_leaves_with_path(v["params"]["flow"])
+            if getattr(path[-1], "key", "") == "g"]
+  assert all(p.ndim == 1 for p in flow_g)
+  v = {**v, "params": _perturbed(v["params"])}
+  key = jax.random.key(3)
+  out = lambda lab: m.apply(v, y, key, train=False, labels=lab)
+  a, b = out(labels), out(jnp.array([1, 2]))
+  # the first example's terms change with its label, the second's (same label) do not
+  assert abs(float(a["kl"][0] - b["kl"][0])) > 1e-6
+  np.testing.assert_allclose(a["kl"][1], b["kl"][1], rtol=1e-6)
+  gen = lambda lab: m.apply(v, key, 2, labels=lab, method="generate")
+  g0, g1 = gen(jnp.array([0, 0])), gen(jnp.array([1, 0]))
+  assert float(jnp.max(jnp.abs(g0[0] - g1[0]))) > 1e-4
+  np.testing.assert_allclose(g0[1], g1[1], atol=1e-6)
+  with pytest.raises(ValueError, match="class-conditional"):
+    m.apply(v, key, 2, method="generate")
+
+
+def test_projection_discriminator_matches_its_formula():
+  """logit(x, y) = w . phi(x) + b + embed(y) . phi(x) (Miyato & Koyama 2018). With embedding rows
+  set to alpha_y * w the formula predicts logit(x, y) = b + (1 + alpha_y) (logit_uncond(x) - b)."""
+  k, x = 4, jax.random.normal(jax.random.key(0), (3, 16, 16, 1))
+  labels = jnp.array([0, 3, 2])
+  d = discriminators.Discriminator("resnet", 0.25, num_classes=k)
+  params = _perturbed(d.init(jax.random.key(1), x, labels)["params"])
+  w, b = params["Dense_0"]["kernel"][:, 0], params["Dense_0"]["bias"][0]
+  alpha = jnp.array([0.5, -2.0, 3.0, 0.25])
+  params["Embed_0"]["embedding"] = alpha[:, None] * w[None, :]
+  plain = {name: p for name, p in params.items() if name != "Embed_0"}
+  base = discriminators.Discriminator("resnet", 0.25).apply({"params": plain}, x)
+  logits = d.apply({"params": params}, x, labels)
+  np.testing.assert_allclose(logits, b + (1 + alpha[labels]) * (base - b), rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="class-conditional"):
+    d.apply({"params": params}, x)

@@ -159,7 +159,7 @@ def test_default_config_losses_decrease_on_fashion_mnist(fashion_mnist_dir):
   trainer = train.Trainer(config, data.images.shape[1:])
   order = input_pipeline.BatchOrder(len(data), config.train.batch_size, config.seed)
   state, losses = trainer.init_state(config.seed), []
-  for step, batch in zip(range(30), input_pipeline.train_batches(data, order, 0)):
+  for step, (batch, _) in zip(range(30), input_pipeline.train_batches(data, order, 0)):
     state, metrics = trainer.step(state, trainer.global_batch(batch))
     losses.append(float(metrics["coverage_loss"]))
   assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 500  # nats per image, a large drop

@@ -98,3 +98,25 @@ def test_one_and_four_devices_agree_and_step_compiles_once():
   assert np.max(np.abs(a - b)) <= 2 * 3 * one.config.optim.lr + 1e-6
   assert len(s4.params["vae"]["start"].sharding.device_set) == 4
   assert four.step._cache_size() == 1  # no recompilation after the first step
+
+
+def test_class_conditional_step_trains_only_the_classes_it_sees():
+  trainer = train.Trainer(tiny("av-ade", **{"model.num_classes": 10}), SHAPE, devices=jax.devices()[:1])
+  init = jax.device_get(trainer.init_state(0))
+  labels = np.arange(8) % 10  # classes 8 and 9 absent from the batch
+  state, metrics = trainer.step(trainer.init_state(0), trainer.global_batch(images()),
+                                trainer.global_batch(labels))
+  assert all(np.isfinite(v) for v in jax.tree.leaves(jax.device_get(metrics)))
+  state = jax.device_get(state)
+  moved = lambda new, old: np.abs(new - old).max(axis=tuple(range(1, new.ndim)))
+  # projection discriminator: embedding rows of seen classes move, unseen ones are untouched
+  rows = moved(state.disc_params["Embed_0"]["embedding"], init.disc_params["Embed_0"]["embedding"])
+  assert np.all(rows[:8] > 0) and np.all(rows[8:] == 0)
+  # conditional weight norm in the VAE: per-class scales of unseen classes are untouched
+  g_new, g_old = state.params["vae"]["out"]["g"], init.params["vae"]["out"]["g"]
+  rows = moved(g_new, g_old)
+  assert np.all(rows[:8] > 0) and np.all(rows[8:] == 0)
+  with pytest.raises(ValueError, match="class-conditional"):
+    trainer.step(trainer.init_state(0), trainer.global_batch(images()))
+  samples = trainer.sample(state, 4)  # default labels 0..3
+  assert samples.shape == (4,) + SHAPE

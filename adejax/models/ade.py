@@ -37,10 +37,11 @@ class ADEModel(nn.Module):
   latent_levels: int = 0
   iaf: bool = False
   log_sigma_init: float = 0.0
+  num_classes: int = 0  # > 0: class-conditional VAE (conditional weight norm, appendix E.1)
 
   def setup(self):
     self.vae = vae.HierarchicalVAE(self.image_shape, self.arch, self.width, self.latent_channels,
-                                   self.latent_levels, self.iaf, self.log_sigma_init)
+                                   self.latent_levels, self.iaf, self.log_sigma_init, self.num_classes)
     self.flow = (flows.RealNVP(self.image_shape, self.flow_scales, self.flow_couplings,
                                self.flow_blocks, self.flow_width) if self.use_flow else None)
 
@@ -61,33 +62,36 @@ class ADEModel(nn.Module):
       f, _ = self.flow.inverse_and_log_det(f, train=False)
     return self._preprocess().inverse(f)
 
-  def __call__(self, y: jax.Array, rng: jax.Array, train: bool = True):
-    """The likelihood pass on (dequantized) data: features, log-dets and the VAE's per-example terms."""
+  def __call__(self, y: jax.Array, rng: jax.Array, train: bool = True, labels=None):
+    """The likelihood pass on (dequantized) data: features, log-dets and the VAE's per-example terms.
+    A class-conditional model needs `labels` (B,) and gives the terms of -log p(y | label)."""
     f, logdet = self.to_features(y, train)
-    out = self.vae(f, rng)
+    out = self.vae(f, rng, labels)
     return {"features": f, "logdet": logdet, **out}
 
   def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
-               noise: bool = False) -> jax.Array:
+               noise: bool = False, labels=None) -> jax.Array:
     """Samples in y-space: f_psi^{-1}(mu(z)) (+ sigma * eps in feature space when `noise`)."""
     z_rng, eps_rng = jax.random.split(rng)
-    f = self.vae.generate(z_rng, batch, temperature)
+    f = self.vae.generate(z_rng, batch, temperature, labels)
     if noise:
       f = f + jnp.exp(self.vae.log_sigma) * temperature * jax.random.normal(eps_rng, f.shape, f.dtype)
     return self.from_features(f)
 
-  def interpolate(self, y_a: jax.Array, y_b: jax.Array, steps: int) -> jax.Array:
+  def interpolate(self, y_a: jax.Array, y_b: jax.Array, steps: int, labels=None) -> jax.Array:
     """Decoded linear interpolations between the posterior means of every latent level of two batches
-    of images: (B, steps, H, W, C) in y-space, from y_a (first) to y_b (last)."""
+    of images: (B, steps, H, W, C) in y-space, from y_a (first) to y_b (last). A class-conditional
+    model interpolates within the classes `labels` (B,), shared by each pair."""
     rng = jax.random.PRNGKey(0)
-    za = self.vae.encode(self.to_features(y_a, train=False)[0], rng)
-    zb = self.vae.encode(self.to_features(y_b, train=False)[0], rng)
+    za = self.vae.encode(self.to_features(y_a, train=False)[0], rng, labels=labels)
+    zb = self.vae.encode(self.to_features(y_b, train=False)[0], rng, labels=labels)
     t = jnp.linspace(0.0, 1.0, steps)
     mix = lambda a, b: (a[:, None] * (1 - t[None, :, None, None, None])
                         + b[:, None] * t[None, :, None, None, None]).reshape((-1,) + a.shape[1:])
-    y = self.from_features(self.vae.decode([mix(a, b) for a, b in zip(za, zb)]))
+    path_labels = None if labels is None else jnp.repeat(labels, steps)
+    y = self.from_features(self.vae.decode([mix(a, b) for a, b in zip(za, zb)], path_labels))
     return y.reshape((y_a.shape[0], steps) + y.shape[1:])
 
-  def reconstruct(self, y: jax.Array, rng: jax.Array) -> jax.Array:
+  def reconstruct(self, y: jax.Array, rng: jax.Array, labels=None) -> jax.Array:
     """Encode-decode real images (eval mode) and map the decoder mean back to y-space."""
-    return self.from_features(self(y, rng, train=False)["mean"])
+    return self.from_features(self(y, rng, train=False, labels=labels)["mean"])

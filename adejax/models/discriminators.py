@@ -3,6 +3,8 @@
   "conv":   the non-residual SNGAN-style discriminator (no spectral norm; leaky ReLU 0.2).
   "resnet": the residual discriminator "rd" of Table 6: conv 3x3 16, ResBlock 32, down 64, down 128,
             down 256, ReLU, global average pooling, dense 1.
+With `num_classes > 0` the discriminator is class-conditional by projection (Miyato & Koyama 2018, used in
+papers/002 appendix E.1): logit(x, y) = w . phi(x) + b + embed(y) . phi(x), phi the pooled features.
 No normalisation layers: the gradient penalty is taken per example on the logit, so examples must not
 interact. Inputs are images in [-1, 1] (real and generated in the same space, SPEC section 8).
 """
@@ -20,12 +22,13 @@ DISCRIMINATORS = ("conv", "resnet")
 class Discriminator(nn.Module):
   arch: str = "conv"
   width: float = 1.0
+  num_classes: int = 0
 
   def _ch(self, c: int) -> int:
     return max(8, int(round(c * self.width)))
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, labels=None) -> jax.Array:
     if self.arch not in DISCRIMINATORS:
       raise ValueError(f"Unknown discriminator {self.arch!r}; choose one of {list(DISCRIMINATORS)}.")
     if x.ndim != 4:
@@ -44,4 +47,11 @@ class Discriminator(nn.Module):
         x = layers.ResidualBlock(self._ch(c), resample, activation="relu")(x)
       x = nn.relu(x)
     x = jnp.mean(x, axis=(1, 2)) if self.arch == "resnet" else x.reshape(x.shape[0], -1)
-    return nn.Dense(1)(x)[:, 0]
+    logit = nn.Dense(1)(x)[:, 0]
+    if not self.num_classes:
+      return logit  # an unconditional discriminator ignores labels
+    if labels is None or labels.shape != x.shape[:1]:
+      raise ValueError(f"This discriminator is class-conditional ({self.num_classes} classes): pass "
+                       f"labels of shape ({x.shape[0]},).")
+    embed = nn.Embed(self.num_classes, x.shape[-1], embedding_init=nn.initializers.normal(0.02))
+    return logit + jnp.sum(embed(labels) * x, axis=-1)

@@ -61,12 +61,14 @@ class ConvBlock(nn.Module):
   kernel_size: tuple[int, int] = (3, 3)
   strides: tuple[int, int] = (1, 1)
   up: bool = False
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, *, label=None):
     if self.up:
       x = layers.upsample(x)
-    return nn.elu(layers.WNConv(self.features, self.kernel_size, self.strides)(x))
+    return nn.elu(layers.WNConv(self.features, self.kernel_size, self.strides,
+                                num_classes=self.num_classes)(x, label))
 
 
 def _made_masks(channels: int, hidden: int):
@@ -104,26 +106,29 @@ class StochasticLayer(nn.Module):
   latent_channels: int = 32
   standard_prior: bool = False
   iaf: bool = False
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, x, h_enc: Optional[jax.Array], rng, temperature: float = 1.0,
-               z: Optional[jax.Array] = None):
+               z: Optional[jax.Array] = None, label: Optional[jax.Array] = None):
     """Returns (x with z merged in, posterior stats or None, z). A given `z` is used as is."""
     zc = self.latent_channels
     shape = x.shape[:-1] + (zc,)
-    prior_head = layers.WNConv(2 * zc, g_init=nn.initializers.zeros, name="prior")
-    post_head = layers.WNConv(3 * zc, g_init=nn.initializers.zeros, name="posterior")
+    conv = lambda n, **kw: layers.WNConv(n, num_classes=self.num_classes, **kw)
+    prior_head = conv(2 * zc, g_init=nn.initializers.zeros, name="prior")
+    post_head = conv(3 * zc, g_init=nn.initializers.zeros, name="posterior")
     if self.standard_prior:
       p_mean = p_log_std = jnp.zeros(shape, x.dtype)
     else:
-      p_mean, p_log_std = jnp.split(prior_head(nn.elu(x)), 2, axis=-1)
+      p_mean, p_log_std = jnp.split(prior_head(nn.elu(x), label), 2, axis=-1)
     eps = jax.random.normal(rng, shape, x.dtype)
     if z is not None or h_enc is None:  # decoding given latents, or sampling the prior
       stats = None
       if z is None:
         z = p_mean + jnp.exp(p_log_std) * eps * temperature
     else:
-      q_mean, q_log_std, context = jnp.split(post_head(nn.elu(jnp.concatenate([x, h_enc], -1))), 3, -1)
+      q_mean, q_log_std, context = jnp.split(
+          post_head(nn.elu(jnp.concatenate([x, h_enc], -1)), label), 3, -1)
       z = q_mean + jnp.exp(q_log_std) * eps * temperature
       log_q = gaussian.log_prob(z, q_mean, q_log_std)
       if self.iaf:
@@ -132,7 +137,7 @@ class StochasticLayer(nn.Module):
       log_p = gaussian.log_prob(z, p_mean, p_log_std)
       kl = log_q - log_p if self.iaf else gaussian.kl(q_mean, q_log_std, p_mean, p_log_std)
       stats = {"kl": kl, "log_q": log_q, "log_p": log_p}
-    return x + layers.WNConv(self.features, name="merge")(z), stats, z
+    return x + conv(self.features, name="merge")(z, label), stats, z
 
 
 def is_inference_parameter(path: tuple[str, ...]) -> bool:
@@ -149,6 +154,9 @@ class HierarchicalVAE(nn.Module):
     __call__(f, rng)           -> dict(mean, log_sigma, kl, log_q, log_p): encode-decode, per-example terms
     generate(rng, n, temperature) -> decoder means mu(z) for z ~ p(z)
     encode(f, rng) / decode(zs)   -> posterior latents per level / decoder means for given latents
+  With `num_classes > 0` the model is class-conditional (papers/002 appendix E.1): every weight-normed
+  convolution of encoder, priors, posteriors and decoder uses conditional weight norm (scale g(y) and
+  bias b(y) per class, eq. 16), and every method takes the labels `labels` (B,) int.
   """
   image_shape: tuple[int, int, int]
   arch: str = "sngan"
@@ -157,6 +165,7 @@ class HierarchicalVAE(nn.Module):
   latent_levels: int = 0  # stochastic levels from the lowest resolution up; 0 = all levels
   iaf: bool = False
   log_sigma_init: float = 0.0
+  num_classes: int = 0
 
   def setup(self):
     sizes, chans = architecture(self.arch, self.image_shape, self.width)
@@ -165,64 +174,79 @@ class HierarchicalVAE(nn.Module):
     if not 1 <= k <= n:
       raise ValueError(f"latent_levels must be in 0..{n} for {sizes[-1]}px images, got {self.latent_levels}")
     self.num_levels, self.num_stochastic, self.sizes = n, k, sizes
-    top = n - 1
+    top, nc = n - 1, self.num_classes
     if self.arch == "sngan":
       self.stem = None
-      self.encoder = [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2))
-                      for l in reversed(range(n))]
-      self.decoder = [ConvBlock(chans[l + 1], (4, 4), up=True) for l in range(n - 1)]
+      self.encoder = [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2),
+                                num_classes=nc) for l in reversed(range(n))]
+      self.decoder = [ConvBlock(chans[l + 1], (4, 4), up=True, num_classes=nc) for l in range(n - 1)]
       self.final = None
     else:
-      self.stem = layers.WNConv(max(8, int(round(16 * self.width))))
-      self.encoder = [layers.ResidualBlock(chans[l], None if l == top else "down")
+      self.stem = layers.WNConv(max(8, int(round(16 * self.width))), num_classes=nc)
+      self.encoder = [layers.ResidualBlock(chans[l], None if l == top else "down", num_classes=nc)
                       for l in reversed(range(n))]
-      self.decoder = [layers.ResidualBlock(chans[l + 1], "up") for l in range(n - 1)]
-      self.final = layers.ResidualBlock(chans[top])
+      self.decoder = [layers.ResidualBlock(chans[l + 1], "up", num_classes=nc) for l in range(n - 1)]
+      self.final = layers.ResidualBlock(chans[top], num_classes=nc)
     self.stochastic = [StochasticLayer(chans[l], self.latent_channels, standard_prior=(l == 0),
-                                       iaf=self.iaf) for l in range(k)]
+                                       iaf=self.iaf, num_classes=nc) for l in range(k)]
     self.start = self.param("start", nn.initializers.normal(1.0), (1, sizes[0], sizes[0], chans[0]))
-    self.out = layers.WNConv(self.image_shape[-1])
+    self.out = layers.WNConv(self.image_shape[-1], num_classes=nc)
     self.log_sigma = self.param("log_sigma", nn.initializers.constant(self.log_sigma_init), ())
 
-  def _encode(self, f):
-    h = f if self.stem is None else self.stem(f)
+  def _check_labels(self, labels, batch: int):
+    if not self.num_classes:
+      return None  # an unconditional model ignores labels
+    if labels is None:
+      raise ValueError(f"This VAE is class-conditional ({self.num_classes} classes): pass `labels`.")
+    if labels.shape != (batch,):
+      raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}.")
+    return labels
+
+  def _encode(self, f, labels):
+    h = f if self.stem is None else self.stem(f, labels)
     hs = []
     for block in self.encoder:
-      h = block(h)
+      h = block(h, label=labels)
       hs.append(h)
     return hs[::-1]  # lowest resolution first
 
-  def _decode(self, batch: int, rng, hs=None, temperature: float = 1.0, zs=None):
+  def _decode(self, batch: int, rng, hs=None, temperature: float = 1.0, zs=None, labels=None):
     """Top-down pass: posterior (hs given), prior sampling, or given latents `zs` (one per level)."""
     x = jnp.broadcast_to(self.start, (batch,) + self.start.shape[1:])
     stats, latents = [], []
     for l in range(self.num_levels):
       if l < self.num_stochastic:
         x, s, z = self.stochastic[l](x, None if hs is None else hs[l], jax.random.fold_in(rng, l),
-                                     temperature, None if zs is None else zs[l])
+                                     temperature, None if zs is None else zs[l], labels)
         stats.append(s)
         latents.append(z)
       if l < self.num_levels - 1:
-        x = self.decoder[l](x)
+        x = self.decoder[l](x, label=labels)
     if self.final is not None:
-      x = self.final(x)
-    return self.out(nn.elu(x)), stats, latents
+      x = self.final(x, label=labels)
+    return self.out(nn.elu(x), labels), stats, latents
 
-  def __call__(self, f: jax.Array, rng: jax.Array):
+  def __call__(self, f: jax.Array, rng: jax.Array, labels: Optional[jax.Array] = None):
     if f.ndim != 4 or tuple(f.shape[1:]) != tuple(self.image_shape):
       raise ValueError(f"HierarchicalVAE expects (B, {', '.join(map(str, self.image_shape))}), "
                        f"got {tuple(f.shape)}.")
-    mean, stats, _ = self._decode(f.shape[0], rng, self._encode(f))
+    labels = self._check_labels(labels, f.shape[0])
+    mean, stats, _ = self._decode(f.shape[0], rng, self._encode(f, labels), labels=labels)
     total = {k: sum(s[k] for s in stats) for k in ("kl", "log_q", "log_p")}
     return {"mean": mean, "log_sigma": self.log_sigma, **total}
 
-  def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0) -> jax.Array:
-    return self._decode(batch, rng, None, temperature)[0]
+  def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
+               labels: Optional[jax.Array] = None) -> jax.Array:
+    labels = self._check_labels(labels, batch)
+    return self._decode(batch, rng, None, temperature, labels=labels)[0]
 
-  def encode(self, f: jax.Array, rng: jax.Array, temperature: float = 0.0) -> list[jax.Array]:
+  def encode(self, f: jax.Array, rng: jax.Array, temperature: float = 0.0,
+             labels: Optional[jax.Array] = None) -> list[jax.Array]:
     """Posterior latents per level (temperature 0: the posterior means, through IAF if present)."""
-    return self._decode(f.shape[0], rng, self._encode(f), temperature)[2]
+    labels = self._check_labels(labels, f.shape[0])
+    return self._decode(f.shape[0], rng, self._encode(f, labels), temperature, labels=labels)[2]
 
-  def decode(self, zs: list[jax.Array]) -> jax.Array:
+  def decode(self, zs: list[jax.Array], labels: Optional[jax.Array] = None) -> jax.Array:
     """Decoder mean mu(z) for given latents (one array per stochastic level)."""
-    return self._decode(zs[0].shape[0], jax.random.PRNGKey(0), None, 1.0, zs)[0]
+    labels = self._check_labels(labels, zs[0].shape[0])
+    return self._decode(zs[0].shape[0], jax.random.PRNGKey(0), None, 1.0, zs, labels)[0]
