@@ -36,29 +36,69 @@ def restore_trainer(config, workdir: str):
 
 
 def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATURES) -> list[str]:
+  """Sample grids per temperature; a class-conditional model's grid has one column per class."""
   return [reporting.save_png(os.path.join(out_dir, f"samples_t{t:.1f}.png"),
-                             trainer.sample(state, num, temperature=t, seed=0)) for t in temperatures]
+                             trainer.sample(state, num, temperature=t, seed=0),
+                             ncols=trainer.num_classes or None) for t in temperatures]
 
 
-def generate_uint8(trainer, state, n: int, chunk: int, seed: int = 0) -> np.ndarray:
-  """n samples as uint8 images, generated in fixed-size chunks (one compilation)."""
+def interpolation_pairs(labels: np.ndarray, pairs: int, same_class: bool):
+  """Indices (a, b) of image pairs to interpolate between: the first `pairs` images and the next ones,
+  or, for a class-conditional model, for each of the first images a later image of its class."""
+  a = np.arange(pairs)
+  if not same_class:
+    return a, np.arange(pairs, 2 * pairs)
+  b = []
+  for i in a:
+    later = np.flatnonzero(labels[pairs:] == labels[i])
+    b.append(pairs + later[0] if len(later) else i)
+  return a, np.asarray(b)
+
+
+def generate_uint8(trainer, state, n: int, chunk: int, seed: int = 0):
+  """(n samples as uint8 images, their class labels) generated in fixed-size chunks (one compilation).
+  A class-conditional model generates every class in turn; the labels are None for other models."""
+  k = trainer.num_classes
+  labels = np.arange(-(-n // chunk) * chunk) % k if k else None
   parts = []
   for i in range(-(-n // chunk)):
     if i % 10 == 0:
       logging.info("sampling: %d of %d images", i * chunk, n)
-    parts.append(trainer.sample(state, chunk, seed=seed + i))
-  return np.round(np.concatenate(parts)[:n] * 255.0).astype(np.uint8)
+    parts.append(trainer.sample(state, chunk, seed=seed + i,
+                                labels=None if labels is None else labels[i * chunk:(i + 1) * chunk]))
+  images = np.round(np.concatenate(parts)[:n] * 255.0).astype(np.uint8)
+  return images, None if labels is None else labels[:n]
 
 
 def feature_cache_dir(config) -> str:
   return config.eval.feature_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "adejax")
 
 
-def sample_quality(config, samples: np.ndarray, test_data, out_dir: str) -> dict:
-  """fid_domain / is_domain / PRD with the offline domain classifier; fid / is with Inception if given.
-  Samples are compared with the first len(samples) test images."""
+def sample_quality(config, samples: np.ndarray, test_data, out_dir: str, labels=None) -> dict:
+  """fid_domain / is_domain / PRD with the offline domain classifier; fid / is with Inception if given;
+  GAN-test / GAN-train for samples generated for class `labels`. Samples are compared with the first
+  len(samples) test images."""
   metrics, cache = {}, feature_cache_dir(config)
   real = test_data.images[:len(samples)]
+  if test_data.has_labels:
+    metrics.update(_domain_metrics(config, samples, labels, test_data, real, cache, out_dir))
+  else:
+    logging.warning("%s has no class labels: no domain classifier, so no fid_domain/is_domain/PRD.",
+                    config.data.dataset)
+  weights = config.eval.inception_path or os.environ.get(inception.WEIGHTS_ENV, "")
+  if weights:
+    net = inception.load_fid_inception(weights)
+    key = f"{config.data.dataset.replace('/', '_')}_{config.data.eval_split}_{len(real)}_{real.shape[1]}"
+    mu_r, sigma_r = fid.cached_statistics(os.path.join(cache, f"inception_stats_{key}.npz"),
+                                          lambda: fid.feature_statistics(net(real)[0]))
+    pool, logits = net(samples)
+    metrics["fid"] = fid.frechet_distance(mu_r, sigma_r, *fid.feature_statistics(pool))
+    metrics["is"], metrics["is_std"] = fid.inception_score(logits)
+  return metrics
+
+
+def _domain_metrics(config, samples, labels, test_data, real, cache: str, out_dir: str) -> dict:
+  metrics = {}
   features, info = domain_classifier.load_or_train(
       cache, config.data.dataset, lambda: input_pipeline.load_split(config.data, config.data.train_split),
       test_data, steps=config.eval.classifier_steps)
@@ -71,15 +111,12 @@ def sample_quality(config, samples: np.ndarray, test_data, out_dir: str) -> dict
   metrics.update({f"{k}_domain": v for k, v in prd.summarise(precision, recall).items()})
   if jax.process_index() == 0:
     prd.plot_prd({"model": (precision, recall)}, os.path.join(out_dir, "prd_domain.png"))
-  weights = config.eval.inception_path or os.environ.get(inception.WEIGHTS_ENV, "")
-  if weights:
-    net = inception.load_fid_inception(weights)
-    key = f"{config.data.dataset.replace('/', '_')}_{config.data.eval_split}_{len(real)}_{real.shape[1]}"
-    mu_r, sigma_r = fid.cached_statistics(os.path.join(cache, f"inception_stats_{key}.npz"),
-                                          lambda: fid.feature_statistics(net(real)[0]))
-    pool, logits = net(samples)
-    metrics["fid"] = fid.frechet_distance(mu_r, sigma_r, *fid.feature_statistics(pool))
-    metrics["is"], metrics["is_std"] = fid.inception_score(logits)
+  if labels is not None:
+    logging.info("GAN-test and GAN-train (training a classifier on %d samples).", len(samples))
+    metrics["gan_test_domain"] = domain_classifier.gan_test(features, samples, labels)
+    metrics["gan_train_domain"] = domain_classifier.gan_train(
+        samples, labels, test_data, num_classes=config.model.num_classes,
+        steps=config.eval.classifier_steps, seed=config.seed)
   return metrics
 
 
@@ -95,15 +132,17 @@ def evaluate_run(config, workdir: str) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   n = min(config.eval.num_fid_samples, len(eval_data))
   if n:
-    samples = generate_uint8(trainer, state, n, config.eval.batch_size)
-    metrics.update(sample_quality(config, samples, eval_data, out_dir))
+    samples, labels = generate_uint8(trainer, state, n, config.eval.batch_size)
+    metrics.update(sample_quality(config, samples, eval_data, out_dir, labels))
   if jax.process_index() == 0:
     write_samples(trainer, state, out_dir, config.eval.num_samples)
-    real = eval_data.images[:config.eval.num_samples]
-    reporting.save_png(os.path.join(out_dir, "reconstructions.png"),
-                       reporting.side_by_side(real, trainer.reconstruct(state, real)), ncols=8)
+    real, real_labels = eval_data.images[:config.eval.num_samples], eval_data.labels[:config.eval.num_samples]
+    reporting.save_png(os.path.join(out_dir, "reconstructions.png"), reporting.side_by_side(
+        real, trainer.reconstruct(state, real, labels=real_labels)), ncols=8)
     pairs = max(1, min(8, len(eval_data) // 2))
-    lerp = trainer.interpolate(state, eval_data.images[:pairs], eval_data.images[pairs:2 * pairs])
+    a, b = interpolation_pairs(eval_data.labels, pairs, bool(trainer.num_classes))
+    lerp = trainer.interpolate(state, eval_data.images[a], eval_data.images[b],
+                               labels=eval_data.labels[a])
     reporting.save_png(os.path.join(out_dir, "interpolations.png"),
                        lerp.reshape((-1,) + lerp.shape[2:]), ncols=lerp.shape[1])
     reporting.write_json(os.path.join(out_dir, "metrics.json"), metrics)

@@ -44,7 +44,9 @@ def generator_param_count(config) -> int:
   shape = (config.data.image_size, config.data.image_size, 1 if "mnist" in config.data.dataset else 3)
   model, _ = train.build_models(config, shape)
   y = jax.ShapeDtypeStruct((1,) + shape, "float32")
-  params = jax.eval_shape(lambda y: model.init(jax.random.key(0), y, jax.random.key(1)), y)["params"]
+  labels = jax.numpy.zeros((1,), "int32") if config.model.num_classes else None
+  params = jax.eval_shape(lambda y: model.init(jax.random.key(0), y, jax.random.key(1), labels=labels),
+                          y)["params"]
   return reporting.count_params(params)
 
 
@@ -85,12 +87,14 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
 
 
 def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, rd: bool = False,
-                 wg: bool = False, iaf: bool = False, s2: bool = False) -> ml_collections.ConfigDict:
+                 wg: bool = False, iaf: bool = False, s2: bool = False,
+                 num_classes: int = 0) -> ml_collections.ConfigDict:
   """A config of papers/002 by its row name: mode plus refinements rd, wg, iaf, s2 (section 5.2).
 
   rd: residual discriminator (Table 6a); wg: generator of twice the width; iaf: the residual IAF-VAE
   generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN keeps only
-  the lowest latent level (footnote 2: top-down sampling does not help the GAN).
+  the lowest latent level (footnote 2: top-down sampling does not help the GAN). num_classes > 0:
+  the class-conditional version of appendix E.1 (conditional weight norm, projection discriminator).
   """
   c = config_lib.base_config()
   c.mode = mode
@@ -100,6 +104,7 @@ def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, r
   c.model.width = 2.0 if wg else 1.0
   c.model.arch, c.model.iaf = ("resnet", True) if iaf else ("sngan", False)
   c.model.flow_scales = 2 if s2 else 1
+  c.model.num_classes = num_classes
   if mode == "gan":
     c.model.latent_levels = 1
   c.train.batch_size = 64 if image_size <= 32 else 32
@@ -146,8 +151,9 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
         ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
     rows.append({"member": m.name, "mode": m.config.mode, **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
-  keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain", "fid",
-          "is", "generator_params", "step", "paper_bpd", "paper_is", "paper_fid"]
+  keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
+          "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
+          "paper_is", "paper_fid", "paper_gan_test", "paper_gan_train"]
   keys = [k for k in keys if any(k in r for r in rows)]
   with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")

@@ -99,3 +99,32 @@ def test_kmeans_recovers_separated_clusters():
   labels = prd.kmeans(x, 3, rng)
   assert all(len(set(labels[i * 50:(i + 1) * 50])) == 1 for i in range(3))
   assert len(set(labels)) == 3
+
+
+def _class_squares(n, seed):
+  """Images whose class is the position of a bright 4x4 square (4 classes), with noise."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 4, n).astype(np.int32)
+  images = rng.integers(0, 60, (n, 8, 8, 1)).astype(np.uint8)
+  for i, c in enumerate(labels):
+    r, col = divmod(int(c), 2)
+    images[i, 4 * r:4 * r + 4, 4 * col:4 * col + 4] = 250
+  return images, labels
+
+
+def test_gan_test_and_gan_train_separate_faithful_from_mislabelled_samples():
+  from adejax import input_pipeline
+  from adejax.evaluation import domain_classifier as dc, inception
+
+  train_images, train_labels = _class_squares(512, 0)
+  test = input_pipeline.ImageData(*_class_squares(256, 1))
+  module, params, accuracy = dc.train_classifier(train_images, train_labels, test.images, test.labels,
+                                                 steps=150, batch_size=64)
+  assert accuracy > 0.95
+  features = inception.make_feature_fn(module, params, dc._prepare, 128)
+  samples, labels = _class_squares(256, 2)  # a "model" whose samples are faithful to their labels
+  wrong = (labels + 1) % 4                  # the same images, generated "for" another class
+  assert dc.gan_test(features, samples, labels) > 0.95
+  assert dc.gan_test(features, samples, wrong) < 0.1
+  assert dc.gan_train(samples, labels, test, num_classes=4, steps=150) > 0.95
+  assert dc.gan_train(samples, wrong, test, num_classes=4, steps=150) < 0.1

@@ -208,3 +208,20 @@ def test_cifar_config_tiny_trains_through_tfds_mock_data(tmp_path, monkeypatch):
     metrics = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(metrics["bpd_elbo"])
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+
+
+def test_class_conditional_run_reports_gan_test_and_gan_train(tmp_path, idx_dir):
+  from adejax import sweep
+
+  members = sweep.load_experiment(os.path.join(ROOT, "experiments", "conditional.py"), "tiny")
+  (member,) = [m for m in members if m.name == "av-ade_cond"]
+  member.config.data.idx_dir = idx_dir
+  member.config.eval.feature_cache_dir = str(tmp_path / "cache")
+  workdir = str(tmp_path / member.name)
+  metrics = sweep.run_member(member, workdir)
+  assert np.isfinite(metrics["bpd_elbo"])
+  assert 0.0 <= metrics["gan_test_domain"] <= 1.0 and 0.0 <= metrics["gan_train_domain"] <= 1.0
+  for name in ("samples_t1.0.png", "reconstructions.png", "interpolations.png"):
+    assert os.path.exists(os.path.join(workdir, "eval", name))
+  rows = sweep.collect([member], str(tmp_path))
+  assert rows[0]["paper_gan_test"] == 0.769 and "gan_train_domain" in rows[0]

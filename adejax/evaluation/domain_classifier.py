@@ -3,6 +3,11 @@ split, giving features and logits for `fid_domain`, `is_domain` and PRD when no 
 is available. Numbers from it are named *_domain and are not comparable with Inception FID/IS.
 
 The classifier is trained once per (dataset, resolution) and cached with its held-out accuracy.
+
+For class-conditional models it also gives the two measures of Shmelkov et al. (2018) used in
+papers/002 appendix E.1 (Table 8): GAN-test, the accuracy of the real-data classifier on generated
+images labelled by the class they were generated for (sample quality), and GAN-train, the accuracy on
+real test images of the same classifier recipe trained on generated images only (diversity/coverage).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from absl import logging
 
 from adejax.evaluation import inception
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # bumped when the cached files' content changes
 
 
 class DomainClassifier(nn.Module):
@@ -40,9 +45,9 @@ def _prepare(images):
 
 
 def train_classifier(train_images, train_labels, test_images, test_labels, *, steps: int = 1500,
-                     batch_size: int = 128, seed: int = 0):
-  """Returns (module, params, held-out accuracy)."""
-  module = DomainClassifier(int(train_labels.max()) + 1)
+                     batch_size: int = 128, seed: int = 0, num_classes: int = 0):
+  """Returns (module, params, held-out accuracy). num_classes 0: from the labels."""
+  module = DomainClassifier(num_classes or int(max(train_labels.max(), test_labels.max())) + 1)
   params = module.init(jax.random.key(seed), _prepare(jnp.asarray(train_images[:2])))["params"]
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
@@ -72,18 +77,19 @@ def load_or_train(cache_dir: str, dataset: str, load_train, test, steps: int = 1
   """
   shape = "x".join(map(str, test.images.shape[1:]))
   stem = os.path.join(cache_dir, f"domain_classifier_{dataset.replace('/', '_')}_{shape}_v{RECIPE_VERSION}_{steps}")
-  module = DomainClassifier(int(test.labels.max()) + 1)
   if os.path.exists(stem + ".msgpack") and os.path.exists(stem + ".json"):
+    info = json.load(open(stem + ".json"))
+    module = DomainClassifier(info["num_classes"])
     template = module.init(jax.random.key(0), _prepare(jnp.asarray(test.images[:2])))["params"]
     with open(stem + ".msgpack", "rb") as f:
       params = flax.serialization.from_bytes(template, f.read())
-    info = json.load(open(stem + ".json"))
   else:
     logging.info("Training the %s domain classifier (%d steps; cached in %s).", dataset, steps, cache_dir)
     train = load_train()
     module, params, accuracy = train_classifier(train.images, train.labels, test.images, test.labels,
                                                 steps=steps)
-    info = {"test_accuracy": accuracy, "dataset": dataset, "steps": steps}
+    info = {"test_accuracy": accuracy, "dataset": dataset, "steps": steps,
+            "num_classes": module.num_classes}
     os.makedirs(cache_dir, exist_ok=True)
     for suffix, payload, mode in ((".msgpack", flax.serialization.to_bytes(params), "wb"),
                                   (".json", json.dumps(info), "w")):
@@ -92,3 +98,17 @@ def load_or_train(cache_dir: str, dataset: str, load_train, test, steps: int = 1
       os.replace(stem + suffix + ".tmp", stem + suffix)
   logging.info("Domain classifier held-out accuracy: %.3f", info["test_accuracy"])
   return inception.make_feature_fn(module, params, _prepare, 500), info
+
+
+def gan_test(feature_fn, samples: np.ndarray, labels: np.ndarray) -> float:
+  """GAN-test: accuracy of the classifier trained on real data, on samples generated for `labels`."""
+  logits = feature_fn(samples)[1]
+  return float(np.mean(np.argmax(logits, -1) == labels))
+
+
+def gan_train(samples: np.ndarray, labels: np.ndarray, test, *, num_classes: int, steps: int = 1500,
+              seed: int = 0) -> float:
+  """GAN-train: held-out accuracy on the real `test` split of the classifier recipe trained on the
+  generated `samples` (with the labels they were generated for) instead of real training images."""
+  return train_classifier(samples, labels, test.images, test.labels, steps=steps, seed=seed,
+                          num_classes=num_classes)[2]
