@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_data_dir = ""        # TFDS data_dir holding prepared datasets; "" = TFDS default
   c.data.image_size = 32           # model resolution
   c.data.resize = "pad"            # "pad" (centre zero-pad, e.g. 28 -> 32) or "resize" (area/bilinear)
+  c.data.stream = False            # stream the training split from TFDS with tf.data instead of loading
+                                   # it into memory (ImageNet-64, LSUN, CelebA); resumable
+  c.data.shuffle_buffer = 10_000   # examples in the streaming shuffle buffer
   c.data.train_split = "train"
   c.data.eval_split = "test"       # held-out numbers always use the test split
 
@@ -131,6 +134,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
   _check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
   _check(d.image_size >= 8, "data.image_size", "must be at least 8")
+  _check(not d.stream or d.dataset not in ("fashion_mnist_idx", "mnist_idx"), "data.stream",
+         "IDX datasets are always held in memory; streaming is for TFDS datasets")
+  _check(d.shuffle_buffer >= 1, "data.shuffle_buffer", "must be positive")
   try:
     sizes, _ = vae.architecture(m.arch, (d.image_size, d.image_size, 1))
   except ValueError as e:

@@ -17,6 +17,7 @@ from adejax import checkpointing, config_lib, input_pipeline, reporting
 from adejax.evaluation import domain_classifier, fid, inception, prd
 
 TEMPERATURES = (0.6, 0.8, 1.0)
+CLASSIFIER_EXAMPLES_WHEN_STREAMING = 50_000  # the domain classifier of a streamed dataset trains on these
 
 
 def restore_trainer(config, workdir: str):
@@ -100,7 +101,9 @@ def sample_quality(config, samples: np.ndarray, test_data, out_dir: str, labels=
 def _domain_metrics(config, samples, labels, test_data, real, cache: str, out_dir: str) -> dict:
   metrics = {}
   features, info = domain_classifier.load_or_train(
-      cache, config.data.dataset, lambda: input_pipeline.load_split(config.data, config.data.train_split),
+      cache, config.data.dataset,
+      lambda: input_pipeline.load_split(config.data, config.data.train_split,
+                                        limit=CLASSIFIER_EXAMPLES_WHEN_STREAMING if config.data.stream else 0),
       test_data, steps=config.eval.classifier_steps)
   real_f, _ = features(real)
   fake_f, fake_logits = features(samples)

@@ -100,8 +100,8 @@ def load_idx(directory: str, split: str) -> ImageData:
 
 
 # ----------------------------------------------------------------------------- TFDS
-def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
-  """Load a prepared TFDS split into memory; fail at once if it is not prepared."""
+def prepared_builder(name: str, data_dir: str = ""):
+  """The TFDS builder of a prepared dataset; fails at once (no network) if it is not prepared."""
   import tensorflow_datasets as tfds  # heavy import, only when needed
 
   try:
@@ -114,6 +114,14 @@ def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
         f"at run time. Prepare it where there is network (`tfds build {name}`, or "
         f"`tfds.builder('{name}').download_and_prepare()`), copy the data_dir here, and pass "
         "--config.data.tfds_data_dir=DIR.")
+  return builder
+
+
+def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
+  """Load a prepared TFDS split (any TFDS split string, e.g. 'train[:50000]') into memory."""
+  import tensorflow_datasets as tfds
+
+  builder = prepared_builder(name, data_dir)
   images, labels = [], []
   for batch in tfds.as_numpy(builder.as_dataset(split=split, batch_size=4096)):
     images.append(np.asarray(batch["image"], np.uint8))
@@ -126,7 +134,8 @@ def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
 
 # ----------------------------------------------------------------------------- resolution
 def fit_images(images: np.ndarray, size: int, mode: str) -> np.ndarray:
-  """Bring (N, H, W, C) uint8 images to (N, size, size, C): centre zero-padding or resizing."""
+  """Bring (N, H, W, C) uint8 images to (N, size, size, C): centre zero-padding ("pad") or centre-crop
+  to a square and resize ("resize": area averaging down, bilinear up)."""
   n, h, w, c = images.shape
   if (h, w) == (size, size):
     return images
@@ -135,25 +144,85 @@ def fit_images(images: np.ndarray, size: int, mode: str) -> np.ndarray:
       raise DataError(f"Cannot pad {h}x{w} images to {size}x{size}; use data.resize='resize'.")
     top, left = (size - h) // 2, (size - w) // 2
     return np.pad(images, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
-  if h % size == 0 and w % size == 0:  # integer factor: exact box average
-    f = h // size
-    out = images.reshape(n, size, f, size, w // size, c).astype(np.float32).mean(axis=(2, 4))
-  else:
-    import tensorflow as tf
-
-    out = tf.image.resize(images, (size, size), method="area" if h > size else "bilinear",
-                          antialias=True).numpy()
-  return np.clip(np.round(out), 0, 255).astype(np.uint8)
+  side = min(h, w)
+  top, left = (h - side) // 2, (w - side) // 2
+  return _resize_square(images[:, top:top + side, left:left + side], size).numpy()
 
 
-def load_split(data_config, split: str) -> ImageData:
-  """The split named in the config, at the model's resolution."""
+def _resize_square(square, size: int):
+  """(N, S, S, C) uint8 square images (numpy or tf, S may be dynamic) -> (N, size, size, C) uint8 tf."""
+  import tensorflow as tf
+
+  resize = lambda method: tf.image.resize(square, (size, size), method=method, antialias=True)
+  out = tf.cond(tf.shape(square)[1] > size, lambda: resize("area"), lambda: resize("bilinear"))
+  return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+
+def _fit_image_tf(image, size: int, mode: str):
+  """One (H, W, C) tf image of any (dynamic) size -> (size, size, C), as fit_images does for arrays
+  (images larger than `size` in "pad" mode are centre-cropped)."""
+  import tensorflow as tf
+
+  if mode == "pad":
+    return tf.image.resize_with_crop_or_pad(image, size, size)
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  side = tf.minimum(h, w)
+  square = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
+  return _resize_square(square[None], size)[0]
+
+
+def load_split(data_config, split: str, limit: int = 0) -> ImageData:
+  """The split named in the config (its first `limit` examples when limit > 0), at the model's
+  resolution, in memory."""
   name = data_config.dataset
   if name in IDX_DATASETS:
     data = load_idx(idx_directory(name, data_config.idx_dir), split)
+    if limit:
+      data = ImageData(data.images[:limit], data.labels[:limit])
   else:
-    data = load_tfds(name, split, data_config.tfds_data_dir)
+    data = load_tfds(name, f"{split}[:{limit}]" if limit else split, data_config.tfds_data_dir)
   return ImageData(fit_images(data.images, data_config.image_size, data_config.resize), data.labels)
+
+
+def stream_batches(data_config, split: str, local_batch: int, seed: int, start_step: int,
+                   process_index: int = 0, process_count: int = 1,
+                   shuffle_buffer: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """This process's training batches (uint8 images, int32 labels) streamed from a prepared TFDS split
+  with tf.data, for datasets too large to hold in memory (ImageNet-64, LSUN, CelebA).
+
+  Each process reads its own even share of the split; files and examples are shuffled with seeds
+  derived from `seed`, deterministically, and repeated. A run resumed at `start_step` skips the
+  start_step * local_batch examples it has consumed (still encoded, so the skip only reads bytes) and
+  therefore sees the batches it would have seen.
+  """
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+
+  if data_config.dataset in IDX_DATASETS:
+    raise DataError("config.data.stream: IDX datasets are small and always held in memory; "
+                    "use data.stream=False.")
+  builder = prepared_builder(data_config.dataset, data_config.tfds_data_dir)
+  share = tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index]
+  options = tf.data.Options()
+  options.deterministic = True
+  read_config = tfds.ReadConfig(shuffle_seed=seed, options=options, try_autocache=False)
+  image_feature = builder.info.features["image"]
+  has_label = "label" in builder.info.features
+  ds = builder.as_dataset(split=share, shuffle_files=True, read_config=read_config,
+                          decoders={"image": tfds.decode.SkipDecoding()})
+  ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.skip(start_step * local_batch)
+
+  def decode(example):
+    image = image_feature.decode_example(example["image"])
+    image = _fit_image_tf(image, data_config.image_size, data_config.resize)
+    label = tf.cast(example["label"], tf.int32) if has_label else tf.constant(-1, tf.int32)
+    return image, label
+
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  for images, labels in tfds.as_numpy(ds):
+    yield images, labels
 
 
 # ----------------------------------------------------------------------------- batch order

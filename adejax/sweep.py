@@ -70,6 +70,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
     return config
   c = config
   c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 32, "pad"
+  c.data.stream, c.data.train_split, c.data.eval_split = False, "train", "test"
   c.model.width *= 0.25
   c.model.disc_width *= 0.25
   c.model.flow_width = 16

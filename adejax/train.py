@@ -344,10 +344,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   config_lib.check_devices(config, jax.device_count())
   os.makedirs(workdir, exist_ok=True)
   reporting.save_config(config, workdir)
-  train_data = input_pipeline.load_split(config.data, config.data.train_split)
   eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
-  input_pipeline.check_labels(train_data, config.model.num_classes)
-  trainer = Trainer(config, train_data.images.shape[1:])
+  train_data = None if config.data.stream else input_pipeline.load_split(config.data,
+                                                                         config.data.train_split)
+  input_pipeline.check_labels(train_data or eval_data, config.model.num_classes)
+  trainer = Trainer(config, eval_data.images.shape[1:])
   state = trainer.init_state(config.seed)
   logging.info("Model %s on %s %s: generator %s parameters, discriminator %s; %d devices, %d processes.",
                config.mode, config.data.dataset, trainer.image_shape,
@@ -363,9 +364,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if start:
     logging.info("Resumed from step %d.", start)
   writer = reporting.Reporter(workdir, config.train.num_steps)
-  order = input_pipeline.BatchOrder(len(train_data), config.train.batch_size, config.seed,
-                                    jax.process_index(), jax.process_count())
-  batches = input_pipeline.train_batches(train_data, order, start)
+  if config.data.stream:
+    batches = input_pipeline.stream_batches(
+        config.data, config.data.train_split, config.train.batch_size // jax.process_count(),
+        config.seed, start, jax.process_index(), jax.process_count(), config.data.shuffle_buffer)
+  else:
+    order = input_pipeline.BatchOrder(len(train_data), config.train.batch_size, config.seed,
+                                      jax.process_index(), jax.process_count())
+    batches = input_pipeline.train_batches(train_data, order, start)
   eval_kw = dict(batch_size=config.eval.batch_size, num_examples=config.eval.num_examples,
                  seed=config.seed)
   fixed = slice(0, min(config.eval.num_samples, len(eval_data)))

@@ -4,8 +4,9 @@
       [--only=stl10_48,imagenet_64]       # TFDS data prepared under --config.data.tfds_data_dir
 
 Batch 32; 64x64 models get one more generator level at 64x64 (two at 128x128). CelebA has no paper
-number. Note: these datasets are loaded into host memory; ImageNet-64 and LSUN need a streaming
-input pipeline that adejax does not have yet (see README).
+number. ImageNet-64, LSUN and CelebA stream their training split from TFDS (data.stream, resumable);
+held-out numbers use their validation (LSUN, ImageNet) or test (CelebA, STL-10) split. LSUN and CelebA
+images are centre-cropped to a square before resizing.
 """
 from adejax import sweep
 
@@ -28,5 +29,8 @@ def get_experiment(scale: str):
     c = sweep.paper_config("av-ade", dataset, size, wg=True, rd=True)
     if dataset == "stl10":
       c.data.train_split = "train+unlabelled"
+    else:
+      c.data.stream = True
+      c.data.eval_split = "test" if dataset == "celeb_a" else "validation"
     members.append(sweep.Member(name, sweep.apply_scale(c, scale), paper))
   return members

@@ -11,7 +11,7 @@ import pytest
 
 from adejax import checkpointing, config_lib, evaluate, train
 from configs import default
-from test_input_pipeline import make_idx_dir
+from test_input_pipeline import make_idx_dir, prepared_tfds_dir  # noqa: F401 -- a fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,8 +30,8 @@ def tiny_config(idx_dir, num_steps):
   return c
 
 
-def restore(workdir, config):
-  trainer = train.Trainer(config, (16, 16, 1))
+def restore(workdir, config, shape=(16, 16, 1)):
+  trainer = train.Trainer(config, shape)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
   state = ckpt.restore_latest(trainer.init_state(config.seed))
   ckpt.close()
@@ -225,3 +225,14 @@ def test_class_conditional_run_reports_gan_test_and_gan_train(tmp_path, idx_dir)
     assert os.path.exists(os.path.join(workdir, "eval", name))
   rows = sweep.collect([member], str(tmp_path))
   assert rows[0]["paper_gan_test"] == 0.769 and "gan_train_domain" in rows[0]
+
+
+def test_training_streams_a_prepared_tfds_dataset(tmp_path, prepared_tfds_dir):
+  data_dir, name = prepared_tfds_dir
+  config = default.get_config("tiny")
+  config.data.dataset, config.data.tfds_data_dir, config.data.stream = name, data_dir, True
+  config.data.shuffle_buffer, config.train.num_steps = 16, 2
+  metrics = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(metrics["bpd_elbo"])
+  state = restore(str(tmp_path), config, shape=(16, 16, 3))
+  assert int(state.step) == 2
