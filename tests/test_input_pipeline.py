@@ -141,34 +141,6 @@ def test_real_fashion_mnist(fashion_mnist_dir):
   assert 50 < data.images.mean() < 100  # real clothing images, not noise
 
 
-@pytest.fixture(scope="module")
-def prepared_tfds_dir(tmp_path_factory):
-  """A real TFDS dataset prepared on disk (no network): 64 non-square images whose pixel value is
-  their index, in 4 shards, with labels = index mod 4."""
-  import tensorflow_datasets as tfds
-
-  class AdejaxTinyStream(tfds.core.GeneratorBasedBuilder):
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-          "image": tfds.features.Image(shape=(None, None, 3)),
-          "label": tfds.features.ClassLabel(num_classes=4)}))
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {"train": self._generate_examples(64), "test": self._generate_examples(8)}
-
-    def _generate_examples(self, n):
-      for i in range(n):
-        yield i, {"image": np.full((12 + i % 3, 10, 3), i, np.uint8), "label": i % 4}
-
-  path = str(tmp_path_factory.mktemp("tfds"))
-  builder = AdejaxTinyStream(data_dir=path)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(max_shard_size=400))
-  return path, builder.name
-
-
 def test_streaming_pipeline_is_deterministic_resumable_and_split_per_process(prepared_tfds_dir):
   data_dir, name = prepared_tfds_dir
   cfg = ml_collections.ConfigDict(dict(dataset=name, idx_dir="", tfds_data_dir=data_dir,

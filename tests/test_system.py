@@ -11,7 +11,7 @@ import pytest
 
 from adejax import checkpointing, config_lib, evaluate, train
 from configs import default
-from test_input_pipeline import make_idx_dir, prepared_tfds_dir  # noqa: F401 -- a fixture
+from test_input_pipeline import make_idx_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
