@@ -76,9 +76,14 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
   for m in members:
     sweep.run_member(m, os.path.join(root, m.name))
   members.append(sweep.Member("from_vae", members[1].config, bpd_from="vae"))
+  gan = default.get_config("tiny")
+  gan.mode = "gan"
+  members.append(sweep.Member("gan", gan))
+  sweep.reporting.write_json(os.path.join(root, "gan", "done.json"), {"bpd_elbo": 1e5, "fid_domain": 9.0})
   rows = sweep.collect(members, root)
-  assert [r["member"] for r in rows] == ["av-ade", "vae", "from_vae"]
+  assert [r["member"] for r in rows] == ["av-ade", "vae", "from_vae", "gan"]
   assert rows[2]["bpd_elbo"] == 9.5  # a GAN row takes its bits/dim from its gan_bpd member
+  assert "bpd_elbo" not in rows[3] and rows[3]["fid_domain"] == 9.0  # and never its own ELBO
   assert rows[1]["bpd_elbo"] == 9.5 and rows[0]["paper_bpd"] == 3.9
   table = open(os.path.join(root, "results.md")).read()
   assert "paper_bpd" in table and "fid_domain" in table
