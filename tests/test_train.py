@@ -97,7 +97,7 @@ def test_one_and_four_devices_agree_and_step_compiles_once():
   assert np.mean(np.abs(a - b) > 1e-5) < 5e-3
   assert np.max(np.abs(a - b)) <= 2 * 3 * one.config.optim.lr + 1e-6
   assert len(s4.params["vae"]["start"].sharding.device_set) == 4
-  assert four.step._cache_size() == 1  # no recompilation after the first step
+  assert four._step._cache_size() == 1  # no recompilation after the first step
 
 
 def test_class_conditional_step_trains_only_the_classes_it_sees():
