@@ -11,6 +11,7 @@ import os
 
 import ml_collections
 
+from adejax import input_pipeline
 from adejax.models import discriminators, vae
 
 MODES = {
@@ -134,7 +135,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
   _check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
   _check(d.image_size >= 8, "data.image_size", "must be at least 8")
-  _check(not d.stream or d.dataset not in ("fashion_mnist_idx", "mnist_idx"), "data.stream",
+  _check(not d.stream or d.dataset not in input_pipeline.IDX_DATASETS, "data.stream",
          "IDX datasets are always held in memory; streaming is for TFDS datasets")
   _check(d.shuffle_buffer >= 1, "data.shuffle_buffer", "must be positive")
   try:

@@ -145,9 +145,9 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   for m in members:
     path = os.path.join(workdir, m.name, "done.json")
     ours = json.load(open(path)) if os.path.exists(path) else {}
-    other = os.path.join(workdir, m.bpd_from, "done.json")
     if m.bpd_from or m.config.mode == "gan":  # a GAN's own ELBO (untrained encoder) means nothing
       ours = {k: v for k, v in ours.items() if k not in ("bpd_elbo", "bpd_iwae")}
+      other = os.path.join(workdir, m.bpd_from, "done.json")
       if m.bpd_from and os.path.exists(other):  # the bound of its BPD-for-a-GAN run
         ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
     rows.append({"member": m.name, "mode": m.config.mode, **ours,

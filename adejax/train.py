@@ -383,7 +383,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   with PreemptionGuard() as guard:
     for step in range(start + 1, t.num_steps + 1):
       images, labels = next(batches)
-      state, metrics = trainer.step(state, trainer.global_batch(images), trainer.global_batch(labels))
+      labels = trainer.global_batch(labels) if trainer.num_classes else None  # no transfer unused
+      state, metrics = trainer.step(state, trainer.global_batch(images), labels)
       pending.append(metrics)
       writer.tick(step)
       last = step == t.num_steps

@@ -128,3 +128,17 @@ def test_gan_test_and_gan_train_separate_faithful_from_mislabelled_samples():
   assert dc.gan_test(features, samples, wrong) < 0.1
   assert dc.gan_train(samples, labels, test, num_classes=4, steps=150) > 0.95
   assert dc.gan_train(samples, wrong, test, num_classes=4, steps=150) < 0.1
+
+
+def test_interpolation_pairs_stay_within_a_class_for_conditional_models():
+  from adejax import evaluate
+
+  labels = np.array([0, 1, 0, 2, 1, 0])
+  a, b = evaluate.interpolation_pairs(labels, 2, same_class=False)
+  np.testing.assert_array_equal(a, [0, 1])
+  np.testing.assert_array_equal(b, [2, 3])
+  a, b = evaluate.interpolation_pairs(labels, 2, same_class=True)
+  np.testing.assert_array_equal(b, [2, 4])  # the first later image of each one's class
+  np.testing.assert_array_equal(labels[a], labels[b])
+  _, b = evaluate.interpolation_pairs(np.array([0, 1, 2]), 1, same_class=True)
+  np.testing.assert_array_equal(b, [0])  # no later image of the class: the image itself

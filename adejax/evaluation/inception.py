@@ -190,20 +190,14 @@ def _path_to_torch_key(path: tuple[str, ...]) -> str:
   return ".".join([*path[:-1], module, leaf])
 
 
-def _to_flax(key: str, array: np.ndarray) -> np.ndarray:
-  if key.endswith("conv.weight"):
-    return np.transpose(array, (2, 3, 1, 0))  # OIHW -> HWIO
-  if key == "fc.weight":
-    return array.T
-  return array
+_OIHW_TO_HWIO = (2, 3, 1, 0)
 
 
-def _to_torch(key: str, array: np.ndarray) -> np.ndarray:
+def _relayout(key: str, array: np.ndarray, to_torch: bool = False) -> np.ndarray:
+  """torch -> Flax array layout of the tensor named `key` (or back, with to_torch)."""
   if key.endswith("conv.weight"):
-    return np.transpose(array, (3, 2, 0, 1))  # HWIO -> OIHW
-  if key == "fc.weight":
-    return array.T
-  return array
+    return np.transpose(array, np.argsort(_OIHW_TO_HWIO) if to_torch else _OIHW_TO_HWIO)
+  return array.T if key == "fc.weight" else array
 
 
 def state_dict_to_params(state_dict: dict[str, np.ndarray]) -> dict:
@@ -215,7 +209,7 @@ def state_dict_to_params(state_dict: dict[str, np.ndarray]) -> dict:
     node = params
     for part in path[:-1]:
       node = node.setdefault(part, {})
-    node[path[-1]] = np.asarray(_to_flax(key, np.asarray(array)), np.float32)
+    node[path[-1]] = np.asarray(_relayout(key, np.asarray(array)), np.float32)
   return params
 
 
@@ -224,7 +218,7 @@ def params_to_state_dict(params: dict) -> dict[str, np.ndarray]:
   out = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
     key = _path_to_torch_key(tuple(p.key for p in path))
-    out[key] = _to_torch(key, np.asarray(leaf))
+    out[key] = _relayout(key, np.asarray(leaf), to_torch=True)
   return out
 
 
