@@ -68,6 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
   c.loss.gp_weight = 100.0         # gradient penalty coefficient (app. B.3, C)
   c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
+  c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 2e-3                # Adamax, appendix C
@@ -158,6 +159,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
          "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
   _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
+  _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
   _check(c.optim.lr > 0 and c.optim.disc_lr > 0, "optim.lr", "learning rates must be positive")

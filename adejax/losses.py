@@ -54,6 +54,13 @@ def coverage_loss(outputs: Mapping[str, jax.Array]):
   return -elbo(outputs) - outputs["logdet"], terms
 
 
+def warmed_coverage_loss(per_example: jax.Array, kl: jax.Array, kl_weight) -> jax.Array:
+  """The training surrogate of L_C during a KL warm-up: L_C - (1 - kl_weight) * KL, batch-mean.
+
+  kl_weight = 1 is L_C itself. Below 1 it is no bound; the logged bits/dim stay those of L_C."""
+  return jnp.mean(per_example - (1.0 - kl_weight) * kl)
+
+
 def importance_weighted_bound(log_weights: jax.Array) -> jax.Array:
   """IWAE bound on log p: log (1/K) sum_k w_k for log-weights of shape (K, B); K=1 gives the ELBO."""
   k = log_weights.shape[0]
@@ -102,13 +109,14 @@ def per_dim_bits(terms: Mapping[str, jax.Array], num_dims: int) -> dict:
 
 
 def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle: bool,
-                   adversarial: bool, adv_weight, sample_noise: bool = False,
+                   adversarial: bool, adv_weight, kl_weight=1.0, sample_noise: bool = False,
                    constrain=lambda x: x, labels=None):
   """Algorithm 1, generator objective: mean L_C (eq. 4) + adv_weight * L_Q (eq. 5).
 
   f_psi gets gradients from L_C only: the samples for L_Q are generated with f_psi's parameters
   behind stop_gradient, so the adversarial gradient flows through f_psi^{-1} into the VAE (theta) but
-  never into psi. Returns (loss, (metrics, new batch_stats)). For class-conditional models the
+  never into psi. `kl_weight` < 1 down-weights the KL during a warm-up (`warmed_coverage_loss`).
+  Returns (loss, (metrics, new batch_stats)). For class-conditional models the
   generated images are conditioned on the real batch's `labels` (ignored by unconditional models).
   """
   post_rng, prior_rng = jax.random.split(rng)
@@ -118,9 +126,9 @@ def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle
     out, updates = model.apply(_variables(params, batch_stats), y, post_rng, train=True,
                                labels=labels, mutable=["batch_stats"])
     per_example, terms = coverage_loss(out)
-    loss = jnp.mean(per_example)
+    loss = warmed_coverage_loss(per_example, terms["kl"], kl_weight)
     new_stats = updates.get("batch_stats", batch_stats)
-    metrics.update(coverage_loss=loss, bpd=jnp.mean(bits_per_dim(per_example, num_dims)),
+    metrics.update(coverage_loss=jnp.mean(per_example), bpd=jnp.mean(bits_per_dim(per_example, num_dims)),
                    **{f"{k}_bpd": v for k, v in per_dim_bits(terms, num_dims).items()},
                    sigma=jnp.exp(out["log_sigma"]))
   if adversarial:

@@ -48,6 +48,7 @@ class StepConfig:
   adversarial: bool
   adv_weight: float
   adv_start_step: int
+  kl_warmup_steps: int
   gp_weight: float
   disc_steps: int
   ema_decay: float
@@ -57,6 +58,7 @@ class StepConfig:
   def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
     _, adversarial, mle = config_lib.MODES[c.mode]
     return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
+               int(c.loss.kl_warmup_steps),
                float(c.loss.gp_weight), int(c.train.disc_steps), float(c.train.ema_decay),
                bool(c.model.sample_noise))
 
@@ -139,10 +141,12 @@ def train_step(state: TrainState, images: jax.Array, labels, *, model, disc, tx,
     metrics.update(d_metrics)
 
   adv_weight = jnp.where(state.step >= cfg.adv_start_step, cfg.adv_weight, 0.0)
+  kl_weight = (jnp.minimum(1.0, state.step / cfg.kl_warmup_steps).astype(jnp.float32)
+               if cfg.kl_warmup_steps else 1.0)
   (g_loss, (g_metrics, new_stats)), grads = jax.value_and_grad(losses.generator_loss, has_aux=True)(
       state.params, state.batch_stats, disc_params, y, gen_rng, model=model, disc=disc, mle=cfg.mle,
-      adversarial=cfg.adversarial, adv_weight=adv_weight, sample_noise=cfg.sample_noise,
-      constrain=constrain, labels=labels)
+      adversarial=cfg.adversarial, adv_weight=adv_weight, kl_weight=kl_weight,
+      sample_noise=cfg.sample_noise, constrain=constrain, labels=labels)
   params, opt_state, ok = apply_if_finite(tx, state.params, state.opt_state, grads, g_loss)
   new_stats = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_stats, state.batch_stats)
   skipped = skipped + (1 - ok.astype(jnp.int32))
