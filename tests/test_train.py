@@ -76,7 +76,9 @@ def test_kl_warmup_weights_the_kl_by_step_and_logs_the_true_bound():
                           devices=jax.devices()[:1])
   init = trainer.init_state(0)
   # move the posterior off the prior (it starts equal to it) so that the KL is not zero
-  init = init.replace(params=jax.tree.map(lambda p: p + 0.05, init.params))
+  moved = jax.tree_util.tree_map_with_path(
+      lambda path, p: p + 0.3 if "posterior" in jax.tree_util.keystr(path) else p, init.params)
+  init = init.replace(params=moved)
   batch = trainer.global_batch(images())
   nats_per_bit = np.prod(SHAPE) * np.log(2.0)
   for step in (0, 2, 6, 8, 20):
@@ -84,7 +86,7 @@ def test_kl_warmup_weights_the_kl_by_step_and_logs_the_true_bound():
     _, m = trainer.step(state, batch)  # the step donates its state: give it a copy
     m = jax.device_get(m)
     kl = m["kl_bpd"] * nats_per_bit
-    assert kl > 1.0  # the check below is not vacuous
+    assert np.isfinite(m["coverage_loss"]) and 1.0 < kl < 1e6, (step, kl)  # not vacuous
     # the optimised loss is L_C - (1 - step/warmup) KL; the logged L_C and bits/dim are the real bound
     np.testing.assert_allclose(m["generator_loss"],
                                m["coverage_loss"] - (1 - min(1.0, step / warmup)) * kl,
