@@ -387,7 +387,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   with PreemptionGuard() as guard:
     for step in range(start + 1, t.num_steps + 1):
       images, labels = next(batches)
-      labels = trainer.global_batch(labels) if trainer.num_classes else None  # no transfer unused
+      labels = trainer.global_batch(labels) if trainer.num_classes else None  # device copy only if used
       state, metrics = trainer.step(state, trainer.global_batch(images), labels)
       pending.append(metrics)
       writer.tick(step)
