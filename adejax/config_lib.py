@@ -24,6 +24,9 @@ MODES = {
 }
 
 
+GP_FORMS = ("two-sided", "one-sided", "r1")
+
+
 class ConfigError(ValueError):
   """A user error in the configuration: printed as one line, no stack trace."""
 
@@ -37,8 +40,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files) or a TFDS name
   c.data.idx_dir = ""              # folder with the four IDX files; "" = $ADEJAX_IDX_DIR or Debian's path
   c.data.tfds_data_dir = ""        # TFDS data_dir holding prepared datasets; "" = TFDS default
-  c.data.image_size = 32           # model resolution
-  c.data.resize = "pad"            # "pad" (centre zero-pad, e.g. 28 -> 32) or "resize" (area/bilinear)
+  c.data.image_size = 28           # model resolution; Fashion-MNIST's native 28 by default
+  c.data.resize = "pad"            # to reach image_size: "pad" (centre zero-pad, e.g. 28 -> 32; the
+                                   # padded pixels are constant, nearly free to model, and bits/dim then
+                                   # averages over them too: a padded number is NOT the dataset's
+                                   # bits/dim) or "resize" (area/bilinear)
   c.data.stream = False            # stream the training split from TFDS with tf.data instead of loading
                                    # it into memory (ImageNet-64, LSUN, CelebA); resumable
   c.data.shuffle_buffer = 10_000   # examples in the streaming shuffle buffer
@@ -52,6 +58,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.width = 1.0              # channel multiplier; wg = 2.0
   c.model.latent_channels = 32     # per stochastic layer (appendix C)
   c.model.latent_levels = 0        # stochastic levels from the lowest resolution up; 0 = all
+  c.model.generator = ""           # "hierarchical" (top-down VAE, appendix B.1) or "vector" (SNGAN
+                                   # generator from one latent vector, section 5.1); "" = "vector" for
+                                   # mode gan (footnote 2), else "hierarchical"
+  c.model.latent_dim = 128         # size of the "vector" generator's latent
   c.model.iaf = False              # one IAF step on each posterior (appendix B.2)
   c.model.log_sigma_init = -1.0    # initial log of the decoder's isotropic sigma (feature space)
   c.model.sample_noise = False     # add sigma * eps to mu(z) when sampling (eq. 5 uses the mean)
@@ -67,14 +77,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict()
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
   c.loss.gp_weight = 100.0         # gradient penalty coefficient (app. B.3, C)
+  c.loss.gp_form = "two-sided"     # "two-sided": (||grad D(x^)|| - 1)^2 on interpolates (paper, WGAN-GP);
+                                   # "one-sided": max(0, ||grad D(x^)|| - 1)^2 on interpolates;
+                                   # "r1": ||grad D(x)||^2 on real images (zero-centred, Mescheder 2018;
+                                   # its usual gamma is 2 * gp_weight)
   c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
   c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.lr = 2e-3                # Adamax, appendix C
+  c.optim.lr = 2e-3                # generator (VAE, f_psi, sigma): Adamax, appendix C
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
-  c.optim.disc_lr = 2e-3
+  # Discriminator: None = the generator's value, so changing optim.lr moves both unless these are set.
+  c.optim.disc_lr = ml_collections.FieldReference(None, field_type=float)
+  c.optim.disc_b1 = ml_collections.FieldReference(None, field_type=float)
+  c.optim.disc_b2 = ml_collections.FieldReference(None, field_type=float)
   c.optim.grad_clip = 0.0          # global-norm clip of each update; 0 = off
 
   c.train = ml_collections.ConfigDict()
@@ -96,6 +113,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.iwae_samples = 0          # K for the IWAE bound in `--mode=eval`; 0 = ELBO only
   c.eval.num_samples = 64          # images per sample grid
   c.eval.num_fid_samples = 10_000  # samples (and test images) for FID / IS / PRD in `--mode=eval`
+  c.eval.bn_refresh_examples = 2048  # training images on which evaluation and sampling re-estimate
+                                   # batch-norm statistics at the current parameters
   c.eval.inception_path = ""       # pt_inception-2015-12-05-6726825d.pth (or .npz); "" = $ADEJAX_FID_INCEPTION
   c.eval.feature_cache_dir = ""    # domain classifier + reference statistics; "" = ~/.cache/adejax
   c.eval.classifier_steps = 1500   # training steps of the offline domain classifier
@@ -115,7 +134,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.train.log_every = c.ckpt.every = max(1, num_steps // 2)
   c.train.image_every = c.eval.every = num_steps
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
-  c.eval.num_fid_samples, c.eval.classifier_steps = 16, 5
+  c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
   return c
 
 
@@ -143,6 +162,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
     sizes, _ = vae.architecture(m.arch, (d.image_size, d.image_size, 1))
   except ValueError as e:
     raise ConfigError(f"config.data.image_size: {e}") from None
+  _check(m.generator in ("", "hierarchical", "vector"), "model.generator",
+         "must be '' (the mode's default), 'hierarchical' or 'vector'")
+  _check(m.latent_dim >= 1, "model.latent_dim", "must be positive")
   _check(0 <= m.latent_levels <= len(sizes), "model.latent_levels",
          f"must be in 0..{len(sizes)} for {d.image_size}px images")
   _check(1 <= m.flow_scales <= 6, "model.flow_scales", "must be in 1..6")
@@ -161,8 +183,26 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
   _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
+  _check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
-  _check(c.optim.lr > 0 and c.optim.disc_lr > 0, "optim.lr", "learning rates must be positive")
+  o = c.optim
+  _check(o.lr > 0, "optim.lr", "must be positive")
+  _check(o.disc_lr is None or o.disc_lr > 0, "optim.disc_lr", "must be positive (or None: optim.lr)")
+  for key in ("b1", "b2", "disc_b1", "disc_b2"):
+    _check(o[key] is None or 0.0 <= o[key] < 1.0, f"optim.{key}", "must be in [0, 1)")
+  _check(c.loss.gp_form in GP_FORMS, "loss.gp_form", f"{c.loss.gp_form!r} is not one of {list(GP_FORMS)}")
+  _check(c.loss.gp_weight >= 0, "loss.gp_weight", "must be >= 0")
+
+
+def generator_kind(c: ml_collections.ConfigDict) -> str:
+  """The generator a config builds: model.generator, or by default the paper's for its mode."""
+  return c.model.generator or ("vector" if c.mode == "gan" else "hierarchical")
+
+
+def discriminator_optim(o) -> tuple[float, float, float]:
+  """(lr, b1, b2) of the discriminator's optimiser: its own settings where given, else the generator's."""
+  pick = lambda own, gen: gen if own is None else own
+  return pick(o.disc_lr, o.lr), pick(o.disc_b1, o.b1), pick(o.disc_b2, o.b2)
 
 
 def check_devices(c: ml_collections.ConfigDict, num_devices: int) -> None:

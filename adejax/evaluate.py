@@ -21,7 +21,8 @@ CLASSIFIER_EXAMPLES_WHEN_STREAMING = 50_000  # the domain classifier of a stream
 
 
 def restore_trainer(config, workdir: str):
-  """(trainer, state, eval data) for the latest checkpoint of a run; fails if there is none."""
+  """(trainer, state, eval data) for the latest checkpoint of a run; fails if there is none. The state's
+  batch-norm statistics are re-estimated on training images at its parameters (for evaluation)."""
   from adejax import train  # the training system, one layer up from the parts evaluated here
 
   config_lib.validate(config)
@@ -33,7 +34,7 @@ def restore_trainer(config, workdir: str):
                                  "(python -m adejax.main --mode=train ...).")
   state = ckpt.restore_latest(trainer.init_state(config.seed))
   ckpt.close()
-  return trainer, state, eval_data
+  return trainer, trainer.with_eval_batch_stats(state, *train.batch_stats_images(config)), eval_data
 
 
 def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATURES) -> list[str]:
@@ -41,6 +42,17 @@ def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATU
   return [reporting.save_png(os.path.join(out_dir, f"samples_t{t:.1f}.png"),
                              trainer.sample(state, num, temperature=t, seed=0),
                              ncols=trainer.num_classes or None) for t in temperatures]
+
+
+def write_samples_npz(trainer, state, out_dir: str, n: int, chunk: int, seed: int = 0) -> str:
+  """`out_dir/samples.npz`: key `images`, (n, H, W, C) uint8 samples at the data's resolution (and
+  `labels` for a class-conditional model), for torch-fidelity, clean-fid or any script to score."""
+  images, labels = generate_uint8(trainer, state, n, chunk, seed)
+  path = os.path.join(out_dir, "samples.npz")
+  os.makedirs(out_dir, exist_ok=True)
+  extra = {} if labels is None else {"labels": labels.astype(np.int32)}
+  np.savez(path, images=images, **extra)
+  return path
 
 
 def interpolation_pairs(labels: np.ndarray, pairs: int, same_class: bool):

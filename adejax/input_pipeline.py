@@ -19,6 +19,7 @@ import os
 from typing import Iterator
 
 import numpy as np
+from absl import logging
 
 IDX_DATASETS = {
     "fashion_mnist_idx": "/usr/share/datasets/fashion-mnist",
@@ -181,7 +182,12 @@ def load_split(data_config, split: str, limit: int = 0) -> ImageData:
       data = ImageData(data.images[:limit], data.labels[:limit])
   else:
     data = load_tfds(name, f"{split}[:{limit}]" if limit else split, data_config.tfds_data_dir)
-  return ImageData(fit_images(data.images, data_config.image_size, data_config.resize), data.labels)
+  native, size = data.images.shape[1], data_config.image_size
+  if data_config.resize == "pad" and native != size:
+    logging.warning("%s is %dx%d; padding it to %dx%d adds constant pixels, so bits/dim are per padded "
+                    "dimension and NOT comparable with published %dx%d numbers.", name, native, native,
+                    size, size, native, native)
+  return ImageData(fit_images(data.images, size, data_config.resize), data.labels)
 
 
 def stream_batches(data_config, split: str, local_batch: int, seed: int, start_step: int,

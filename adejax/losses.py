@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from adejax.models import gaussian
-from adejax.models.ade import to_signed
+from adejax.models.ade import discriminator_input, saturated_fraction
 
 LOG_256 = math.log(256.0)
 
@@ -84,18 +84,30 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Ar
   return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
 
 
-def gradient_penalty(logit_fn: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
-                     rng: jax.Array) -> jax.Array:
-  """Eq. 11-13: E[(||grad_x^ D(x^)||_2 - 1)^2] at x^ = e x + (1-e) x~, e ~ U[0,1] per example.
+def _input_gradient_norms(logit_fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+  """||grad_x D(x)||_2 per example. `logit_fn` maps a batch to per-example logits with no interaction
+  between examples, so the gradient of their sum gives each example's own input gradient."""
+  grads = jax.grad(lambda v: jnp.sum(logit_fn(v)))(x)
+  return jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
 
-  `logit_fn` maps a batch to per-example logits with no interaction between examples, so the
-  gradient of their sum gives each example's own input gradient.
+
+def gradient_penalty(logit_fn: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     rng: jax.Array, form: str = "two-sided") -> jax.Array:
+  """The discriminator's gradient penalty, taken on its logit with respect to its input, per example.
+
+  "two-sided" (eq. 11-13, the paper's): E[(||grad D(x^)||_2 - 1)^2] at x^ = e x + (1-e) x~, e ~ U[0,1]
+  per example. "one-sided": E[max(0, ||grad D(x^)||_2 - 1)^2] at the same x^. "r1": E[||grad D(x)||_2^2]
+  on real images (zero-centred; Mescheder et al. 2018).
   """
+  if form == "r1":
+    return jnp.mean(jnp.square(_input_gradient_norms(logit_fn, real)))
   e = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
-  x_hat = e * real + (1.0 - e) * fake
-  grads = jax.grad(lambda x: jnp.sum(logit_fn(x)))(x_hat)
-  norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
-  return jnp.mean(jnp.square(norms - 1.0))
+  norms = _input_gradient_norms(logit_fn, e * real + (1.0 - e) * fake)
+  if form == "two-sided":
+    return jnp.mean(jnp.square(norms - 1.0))
+  if form == "one-sided":
+    return jnp.mean(jnp.square(jnp.maximum(norms - 1.0, 0.0)))
+  raise ValueError(f"Unknown gradient penalty form {form!r}; choose 'two-sided', 'one-sided' or 'r1'.")
 
 
 # ----------------------------------------------------------------------------- objectives on models
@@ -129,30 +141,43 @@ def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle
     loss = warmed_coverage_loss(per_example, terms["kl"], kl_weight)
     new_stats = updates.get("batch_stats", batch_stats)
     metrics.update(coverage_loss=jnp.mean(per_example), bpd=jnp.mean(bits_per_dim(per_example, num_dims)),
-                   **{f"{k}_bpd": v for k, v in per_dim_bits(terms, num_dims).items()},
+                   **{f"{k}_bpd": v for k, v in per_dim_bits(
+                       {**terms, "flow_logdet": out["flow_logdet"]}, num_dims).items()},
                    sigma=jnp.exp(out["log_sigma"]))
   if adversarial:
     frozen = dict(params)
     if "flow" in frozen:
       frozen["flow"] = jax.lax.stop_gradient(frozen["flow"])
-    fake = constrain(model.apply(_variables(frozen, batch_stats), prior_rng, y.shape[0],
-                                 noise=sample_noise, labels=labels, method="generate"))
-    quality = quality_loss(disc.apply({"params": disc_params}, to_signed(fake), labels))
+    fake, updates = model.apply(_variables(frozen, new_stats), prior_rng, y.shape[0], noise=sample_noise,
+                                labels=labels, train=True, method="generate", mutable=["batch_stats"])
+    fake = constrain(fake)
+    new_stats = updates.get("batch_stats", new_stats)
+    quality = quality_loss(disc.apply({"params": disc_params}, discriminator_input(fake), labels))
     loss = loss + adv_weight * quality
     metrics["quality_loss"] = quality
+    metrics["saturated_fraction"] = saturated_fraction(jax.lax.stop_gradient(fake), model.preprocess,
+                                                       model.logit_alpha)
   metrics["generator_loss"] = loss
   return loss, (metrics, new_stats)
 
 
-def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight, labels=None):
-  """Cross-entropy real vs generated + gp_weight * gradient penalty (appendix B.3). Images in [-1,1];
-  a class-conditional discriminator sees both sets with the same `labels`."""
+def discriminator_accuracy(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Fraction of real (logit > 0) and generated (logit < 0) images the discriminator classifies right."""
+  return 0.5 * (jnp.mean((real_logits > 0).astype(jnp.float32))
+                + jnp.mean((fake_logits < 0).astype(jnp.float32)))
+
+
+def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight, gp_form="two-sided",
+                            labels=None):
+  """Cross-entropy real vs generated + gp_weight * gradient penalty (appendix B.3). Images in [-1,1]
+  (`ade.discriminator_input`); a class-conditional discriminator sees both sets with the same `labels`."""
   logit_fn = lambda x: disc.apply({"params": disc_params}, x, labels)
   real_logits, fake_logits = logit_fn(real), logit_fn(fake)
   ce = discriminator_loss(real_logits, fake_logits)
-  gp = gradient_penalty(logit_fn, real, fake, rng)
+  gp = gradient_penalty(logit_fn, real, fake, rng, gp_form) if gp_weight else jnp.zeros(())
   metrics = {"disc_loss": ce, "gradient_penalty": gp, "real_logit": jnp.mean(real_logits),
-             "fake_logit": jnp.mean(fake_logits)}
+             "fake_logit": jnp.mean(fake_logits),
+             "disc_accuracy": discriminator_accuracy(real_logits, fake_logits)}
   return ce + gp_weight * gp, metrics
 
 
@@ -162,7 +187,7 @@ def heldout_nll(params, batch_stats, y, rng, *, model, iwae_samples: int = 0, la
   variables = _variables(params, batch_stats)
   out = model.apply(variables, y, rng, train=False, labels=labels)
   elbo_nll, terms = coverage_loss(out)
-  result = {"elbo": elbo_nll, **terms}
+  result = {"elbo": elbo_nll, **terms, "flow_logdet": out["flow_logdet"]}
   if iwae_samples:
     keys = jax.random.split(jax.random.fold_in(rng, 1), iwae_samples)
     log_w = jax.lax.map(

@@ -2,7 +2,8 @@
 
   train   train from scratch or resume from the latest checkpoint in DIR/checkpoints
   eval    held-out bits/dim bounds, samples and reconstructions of the latest checkpoint -> DIR/eval
-  sample  sample grids at several temperatures -> DIR/eval
+  sample  sample grids at several temperatures and eval.num_fid_samples samples as uint8
+          (DIR/eval/samples.npz, key `images`, N x H x W x C) for external scoring tools
 
 Config fields can be overridden on the command line: `--config.train.num_steps=200`.
 User errors (unknown key, invalid value, missing dataset) print one line and exit with status 2.
@@ -41,7 +42,11 @@ def run(config, workdir: str, mode: str):
   if mode == "eval":
     return evaluate.evaluate_run(config, workdir)
   trainer, state, _ = evaluate.restore_trainer(config, workdir)
-  paths = evaluate.write_samples(trainer, state, os.path.join(workdir, "eval"), config.eval.num_samples)
+  out_dir = os.path.join(workdir, "eval")
+  paths = evaluate.write_samples(trainer, state, out_dir, config.eval.num_samples)
+  if config.eval.num_fid_samples:
+    paths.append(evaluate.write_samples_npz(trainer, state, out_dir, config.eval.num_fid_samples,
+                                            config.eval.batch_size))
   print("\n".join(paths))
   return paths
 

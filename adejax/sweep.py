@@ -69,7 +69,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   if scale == "full":
     return config
   c = config
-  c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 32, "pad"
+  c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 28, "pad"
   c.data.stream, c.data.train_split, c.data.eval_split = False, "train", "test"
   c.model.width *= 0.25
   c.model.disc_width *= 0.25
@@ -93,8 +93,8 @@ def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, r
   """A config of papers/002 by its row name: mode plus refinements rd, wg, iaf, s2 (section 5.2).
 
   rd: residual discriminator (Table 6a); wg: generator of twice the width; iaf: the residual IAF-VAE
-  generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN keeps only
-  the lowest latent level (footnote 2: top-down sampling does not help the GAN). num_classes > 0:
+  generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN draws from
+  one latent vector (model.generator "vector" by default for mode gan; footnote 2). num_classes > 0:
   the class-conditional version of appendix E.1 (conditional weight norm, projection discriminator).
   """
   c = config_lib.base_config()
@@ -106,8 +106,6 @@ def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, r
   c.model.arch, c.model.iaf = ("resnet", True) if iaf else ("sngan", False)
   c.model.flow_scales = 2 if s2 else 1
   c.model.num_classes = num_classes
-  if mode == "gan":
-    c.model.latent_levels = 1
   c.train.batch_size = 64 if image_size <= 32 else 32
   c.train.num_steps, c.eval.every, c.ckpt.every = 500_000, 10_000, 5_000
   return c

@@ -50,6 +50,7 @@ class StepConfig:
   adv_start_step: int
   kl_warmup_steps: int
   gp_weight: float
+  gp_form: str
   disc_steps: int
   ema_decay: float
   sample_noise: bool
@@ -59,7 +60,8 @@ class StepConfig:
     _, adversarial, mle = config_lib.MODES[c.mode]
     return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
                int(c.loss.kl_warmup_steps),
-               float(c.loss.gp_weight), int(c.train.disc_steps), float(c.train.ema_decay),
+               float(c.loss.gp_weight), str(c.loss.gp_form), int(c.train.disc_steps),
+               float(c.train.ema_decay),
                bool(c.model.sample_noise))
 
 
@@ -71,7 +73,8 @@ def build_models(c: ml_collections.ConfigDict, image_shape) -> tuple[ade.ADEMode
       flow_scales=m.flow_scales, flow_couplings=m.flow_couplings, flow_blocks=m.flow_blocks,
       flow_width=m.flow_width, arch=m.arch, width=m.width, latent_channels=m.latent_channels,
       latent_levels=m.latent_levels, iaf=m.iaf, log_sigma_init=m.log_sigma_init,
-      num_classes=m.num_classes)
+      num_classes=m.num_classes, generator=config_lib.generator_kind(c), latent_dim=m.latent_dim,
+      frozen_decoder=c.train.freeze == "decoder")
   disc = discriminators.Discriminator(m.disc_arch, m.disc_width, m.num_classes)
   return model, disc
 
@@ -130,11 +133,12 @@ def train_step(state: TrainState, images: jax.Array, labels, *, model, disc, tx,
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     for i in range(cfg.disc_steps):
       prior_rng, gp_rng = jax.random.split(jax.random.fold_in(disc_rng, i))
-      fake = constrain(model.apply(variables, prior_rng, y.shape[0], noise=cfg.sample_noise,
-                                   labels=labels, method="generate"))
+      fake, _ = model.apply(variables, prior_rng, y.shape[0], noise=cfg.sample_noise, labels=labels,
+                            train=True, method="generate", mutable=["batch_stats"])
+      fake = constrain(fake)
       (d_loss, d_metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
-          disc_params, ade.to_signed(y), ade.to_signed(jax.lax.stop_gradient(fake)), gp_rng,
-          disc=disc, gp_weight=cfg.gp_weight, labels=labels)
+          disc_params, ade.discriminator_input(y), ade.discriminator_input(jax.lax.stop_gradient(fake)),
+          gp_rng, disc=disc, gp_weight=cfg.gp_weight, gp_form=cfg.gp_form, labels=labels)
       disc_params, disc_opt_state, ok = apply_if_finite(disc_tx, disc_params, disc_opt_state,
                                                         d_grads, d_loss)
       skipped = skipped + (1 - ok.astype(jnp.int32))
@@ -159,6 +163,33 @@ def train_step(state: TrainState, images: jax.Array, labels, *, model, disc, tx,
   return new_state, metrics
 
 
+def decoder_gradient_norms(state: TrainState, images: jax.Array, labels, *, model, disc,
+                           cfg: StepConfig, constrain=lambda x: x) -> dict:
+  """Global norms of the gradients of L_C and of lambda_adv * L_Q with respect to the decoder's
+  parameters (the generator without its inference network and sigma), side by side: whether the
+  adversarial term matters next to the likelihood. Extra backward passes, so only at logging steps."""
+  rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1)
+  y = losses.dequantize(images, rng)
+
+  def norm(mle: bool, adversarial: bool):
+    loss = lambda p: losses.generator_loss(
+        p, state.batch_stats, state.disc_params, y, rng, model=model, disc=disc, mle=mle,
+        adversarial=adversarial, adv_weight=cfg.adv_weight, sample_noise=cfg.sample_noise,
+        constrain=constrain, labels=labels)[0]
+    grads = jax.grad(loss)(state.params)["vae"]
+    decoder = [g for path, g in jax.tree_util.tree_leaves_with_path(grads)
+               if not vae.is_inference_parameter(tuple(getattr(k, "key", str(k)) for k in path))
+               and getattr(path[-1], "key", "") != "log_sigma"]
+    return optax.tree.norm(decoder)
+
+  out = {}
+  if cfg.mle:
+    out["grad_norm_coverage"] = norm(True, False)
+  if cfg.adversarial:
+    out["grad_norm_adversarial"] = norm(False, True)
+  return out
+
+
 class Trainer:
   """Models, optimisers, mesh and the compiled functions for one config."""
 
@@ -168,7 +199,7 @@ class Trainer:
     self.model, self.disc = build_models(config, self.image_shape)
     o = config.optim
     self.tx = generator_optimizer(o, config.train.freeze)
-    self.disc_tx = make_optimizer(o.disc_lr, o.b1, o.b2, o.grad_clip)
+    self.disc_tx = make_optimizer(*config_lib.discriminator_optim(o), o.grad_clip)
     self.cfg = StepConfig.from_config(config)
     self.num_classes = int(config.model.num_classes)
     devices = np.asarray(devices if devices is not None else jax.devices())
@@ -180,9 +211,15 @@ class Trainer:
                              disc_tx=self.disc_tx, cfg=self.cfg, constrain=constrain)
     self._step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
                          out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+    self._gradient_norms = jax.jit(
+        functools.partial(decoder_gradient_norms, model=self.model, disc=self.disc, cfg=self.cfg,
+                          constrain=constrain),
+        in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
+        out_shardings=self.replicated)
     self._eval = jax.jit(self._eval_batch, static_argnums=(5,), out_shardings=self.replicated)
     self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
     self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
+    self._stats = jax.jit(self._batch_stats_of, out_shardings=self.replicated)
     self._interpolate = jax.jit(
         lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
         static_argnums=3)
@@ -202,6 +239,10 @@ class Trainer:
     """One compiled train step on a global batch (labels: a global batch too, for conditional models)."""
     return self._step(state, images, self._labels(labels, images.shape[0]))
 
+  def gradient_norms(self, state: TrainState, images: jax.Array, labels=None) -> dict:
+    """`decoder_gradient_norms` on a global batch (at logging steps)."""
+    return self._gradient_norms(state, images, self._labels(labels, images.shape[0]))
+
   # -- state
   def _init(self, rng):
     k_model, k_disc, k_z = jax.random.split(rng, 3)
@@ -209,7 +250,7 @@ class Trainer:
     labels = self._labels(None, 2, default=True)
     variables = self.model.init(k_model, y, k_z, labels=labels)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    disc_params = self.disc.init(k_disc, y, labels)["params"]
+    disc_params = discriminators.init_params(self.disc, k_disc, self.image_shape, labels)
     return TrainState(
         step=jnp.array(0, jnp.int32), rng=rng, params=params, batch_stats=batch_stats,
         disc_params=disc_params, opt_state=self.tx.init(params),
@@ -222,6 +263,35 @@ class Trainer:
 
   def eval_params(self, state: TrainState):
     return state.ema_params if self.cfg.ema_decay else state.params
+
+  def _batch_stats_of(self, params, batch_stats, images, labels, rng):
+    """Batch-norm statistics of one batch at `params`: f_psi's from the likelihood pass on real images,
+    then a batch-normed generator's from a generation pass (as a training step computes them)."""
+    variables = {"params": params, "batch_stats": batch_stats}
+    if self.cfg.mle:
+      y = losses.dequantize(images, rng)
+      _, upd = self.model.apply(variables, y, rng, train=True, labels=labels, mutable=["batch_stats"])
+      variables = {"params": params, "batch_stats": upd.get("batch_stats", batch_stats)}
+    _, upd = self.model.apply(variables, rng, images.shape[0], labels=labels, train=True,
+                              method="generate", mutable=["batch_stats"])
+    return upd.get("batch_stats", variables["batch_stats"])
+
+  def with_eval_batch_stats(self, state: TrainState, images: np.ndarray, labels=None,
+                            chunk: int = 256) -> TrainState:
+    """A copy of `state` whose batch-norm statistics are re-estimated at its evaluation parameters:
+    the mean of the statistics of len(images) // chunk training batches (`layers.batch_norm` says why).
+    For evaluation and sampling only; the training state keeps its own."""
+    if not jax.tree.leaves(state.batch_stats):
+      return state
+    chunk = min(chunk, len(images)) // jax.device_count() * jax.device_count()
+    params, total, n = self.eval_params(state), None, len(images) // chunk
+    for i in range(n):
+      sl = slice(i * chunk, (i + 1) * chunk)
+      batch_labels = self.global_batch(labels[sl]) if self.num_classes else None
+      stats = self._stats(params, state.batch_stats, self.global_batch(images[sl]), batch_labels,
+                          jax.random.fold_in(jax.random.PRNGKey(0), i))
+      total = stats if total is None else jax.tree.map(jnp.add, total, stats)
+    return state.replace(batch_stats=jax.tree.map(lambda t: t / n, total))
 
   def global_batch(self, local: np.ndarray) -> jax.Array:
     return jax.make_array_from_process_local_data(self.batch_sharding, local)
@@ -337,9 +407,19 @@ def _initialise_from(state: TrainState, other_workdir: str, image_shape) -> Trai
                        ema_params=restored.params if state.ema_params else state.ema_params)
 
 
+def batch_stats_images(config, train_data=None) -> tuple[np.ndarray, np.ndarray]:
+  """(images, labels): the first eval.bn_refresh_examples training images, on which evaluation
+  re-estimates batch-norm statistics (`Trainer.with_eval_batch_stats`); never test images."""
+  n = config.eval.bn_refresh_examples
+  data = train_data or input_pipeline.load_split(config.data, config.data.train_split, limit=n)
+  return data.images[:n], data.labels[:n]
+
+
 def _mean_metrics(pending: list[dict]) -> dict[str, float]:
+  """Each metric's mean over the steps that logged it (gradient norms: the logging step only)."""
   stacked = jax.device_get(pending)
-  return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[-1]}
+  keys = dict.fromkeys(k for m in stacked for k in m)
+  return {k: float(np.mean([m[k] for m in stacked if k in m])) for k in keys}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
@@ -378,6 +458,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     batches = input_pipeline.train_batches(train_data, order, start)
   eval_kw = dict(batch_size=config.eval.batch_size, num_examples=config.eval.num_examples,
                  seed=config.seed)
+  refresh = batch_stats_images(config, train_data)
   fixed = slice(0, min(config.eval.num_samples, len(eval_data)))
   fixed_real, fixed_labels = eval_data.images[fixed], eval_data.labels[fixed]
   last_eval: dict[str, float] = {}
@@ -388,23 +469,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     for step in range(start + 1, t.num_steps + 1):
       images, labels = next(batches)
       labels = trainer.global_batch(labels) if trainer.num_classes else None  # device copy only if used
-      state, metrics = trainer.step(state, trainer.global_batch(images), labels)
+      images = trainer.global_batch(images)
+      state, metrics = trainer.step(state, images, labels)
       pending.append(metrics)
       writer.tick(step)
       last = step == t.num_steps
       if step % t.log_every == 0 or last:
+        pending[-1] = {**pending[-1], **trainer.gradient_norms(state, images, labels)}
         scalars = _mean_metrics(pending)
         pending = []
         writer.scalars(step, scalars, prefix="train")
         if not math.isfinite(scalars.get("generator_loss", 0.0)):
           logging.warning("Non-finite generator loss at step %d; those updates were skipped.", step)
-      if step % t.image_every == 0 or last:
-        writer.images(step, {"samples": trainer.sample(state, config.eval.num_samples, seed=step),
+      images_due = step % t.image_every == 0 or last
+      eval_due = (config.eval.every and step % config.eval.every == 0) or last
+      if images_due or eval_due:
+        view = trainer.with_eval_batch_stats(state, *refresh)
+      if images_due:
+        writer.images(step, {"samples": trainer.sample(view, config.eval.num_samples, seed=step),
                              "reconstructions": reporting.side_by_side(
-                                 fixed_real, trainer.reconstruct(state, fixed_real,
+                                 fixed_real, trainer.reconstruct(view, fixed_real,
                                                                  labels=fixed_labels))})
-      if (config.eval.every and step % config.eval.every == 0) or last:
-        last_eval = trainer.evaluate(state, eval_data, **eval_kw)
+      if eval_due:
+        last_eval = trainer.evaluate(view, eval_data, **eval_kw)
         writer.scalars(step, last_eval, prefix="eval")
       if step % config.ckpt.every == 0 or last or guard.requested:
         ckpt.save(state)

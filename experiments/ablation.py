@@ -31,7 +31,7 @@ def get_experiment(scale: str):
     members.append(sweep.Member(mode, config, PAPER[mode], bpd_from="gan_bpd" if mode == "gan" else ""))
     if mode == "gan":
       bpd = sweep.apply_scale(sweep.paper_config("vae"), scale)
-      bpd.model.width, bpd.model.latent_levels = config.model.width, config.model.latent_levels
+      bpd.model.width, bpd.model.generator = config.model.width, "vector"  # the GAN's generator
       bpd.train.init_checkpoint, bpd.train.freeze = "../gan", "decoder"
       bpd.train.num_steps = max(2, config.train.num_steps // 2)
       bpd.eval.num_fid_samples = 0  # same generator as `gan`: only its bits/dim is new

@@ -10,7 +10,7 @@ from adejax import sweep
 def get_experiment(scale: str):
   gan = sweep.apply_scale(sweep.paper_config("gan"), scale)
   bpd = sweep.apply_scale(sweep.paper_config("vae"), scale)
-  bpd.model.width, bpd.model.latent_levels = gan.model.width, gan.model.latent_levels
+  bpd.model.width, bpd.model.generator = gan.model.width, "vector"  # the GAN's own generator
   bpd.train.init_checkpoint = "../gan"  # the member below, relative to this member's workdir
   bpd.train.freeze = "decoder"
   bpd.train.num_steps = max(2, gan.train.num_steps // 2)

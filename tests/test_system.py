@@ -185,6 +185,7 @@ def test_bpd_for_a_gan_trains_only_the_inference_network(tmp_path, idx_dir):
   train.train_and_evaluate(gan, str(tmp_path / "gan"))
   bpd = tiny_config(idx_dir, 2)
   bpd.mode, bpd.train.freeze, bpd.train.init_checkpoint = "vae", "decoder", "../gan"
+  bpd.model.generator = "vector"  # the GAN's generator, with an inference network around it
   metrics = train.train_and_evaluate(bpd, str(tmp_path / "gan_bpd"))
   assert np.isfinite(metrics["bpd_elbo"])
   before, after = restore(str(tmp_path / "gan"), gan), restore(str(tmp_path / "gan_bpd"), bpd)

@@ -145,3 +145,22 @@ def test_class_conditional_step_trains_only_the_classes_it_sees():
     trainer.step(trainer.init_state(0), trainer.global_batch(images()))
   samples = trainer.sample(state, 4)  # default labels 0..3
   assert samples.shape == (4,) + SHAPE
+
+
+def test_evaluation_uses_batch_norm_statistics_re_estimated_at_the_current_parameters():
+  """A training step stores its batch's statistics; `with_eval_batch_stats` re-estimates them on
+  given training images, so eval mode on those images reproduces the batch-statistics likelihood
+  exactly (with an exponential running average it would not), and the training state is untouched."""
+  trainer = train.Trainer(tiny("v-ade"), SHAPE, devices=jax.devices()[:1])
+  state, _ = run_steps(trainer, 3)
+  refresh = images(16, seed=7)
+  view = trainer.with_eval_batch_stats(state, refresh, chunk=16)
+  assert tree_max_diff(view.batch_stats, state.batch_stats) > 0  # re-estimated
+  y = losses.dequantize(jnp.asarray(refresh), jax.random.PRNGKey(0))
+  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}
+  batch_mode = trainer.model.apply(variables(state), y, jax.random.PRNGKey(1), train=True,
+                                   mutable=["batch_stats"])[0]
+  eval_mode = trainer.model.apply(variables(view), y, jax.random.PRNGKey(1), train=False)
+  stale = trainer.model.apply(variables(state), y, jax.random.PRNGKey(1), train=False)
+  np.testing.assert_allclose(eval_mode["features"], batch_mode["features"], rtol=1e-4, atol=1e-4)
+  assert float(jnp.max(jnp.abs(stale["features"] - batch_mode["features"]))) > 1e-3

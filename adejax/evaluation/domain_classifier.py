@@ -24,19 +24,22 @@ from absl import logging
 
 from adejax.evaluation import inception
 
-RECIPE_VERSION = 2  # bumped when the cached files' content changes
+RECIPE_VERSION = 3  # bumped when the cached files' content changes (v3: the deeper network below)
 
 
 class DomainClassifier(nn.Module):
+  """Two conv-conv-pool stages (32, 64 channels), a dense feature layer and the class logits.
+  (v2, three convolutions and global average pooling, reached only 0.78 on Fashion-MNIST.)"""
   num_classes: int
   feature_dim: int = 128
 
   @nn.compact
   def __call__(self, x):
-    for features, stride in ((32, 1), (64, 2), (128, 2)):
-      x = nn.relu(nn.Conv(features, (3, 3), (stride, stride))(x))
-    x = jnp.mean(x, axis=(1, 2))
-    features = nn.relu(nn.Dense(self.feature_dim)(x))
+    for features in (32, 64):
+      x = nn.relu(nn.Conv(features, (3, 3))(x))
+      x = nn.relu(nn.Conv(features, (3, 3))(x))
+      x = nn.max_pool(x, (2, 2), (2, 2), padding="SAME")
+    features = nn.relu(nn.Dense(self.feature_dim)(x.reshape(x.shape[0], -1)))
     return features, nn.Dense(self.num_classes)(features)
 
 

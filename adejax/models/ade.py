@@ -14,12 +14,30 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from adejax.models import flows, vae
+from adejax.models import flows, generators, vae
 
 
 def to_signed(y: jax.Array) -> jax.Array:
-  """Images in [0,1] -> [-1,1], the space in which the discriminator sees real and generated images."""
+  """Images in [0,1] -> [-1,1]."""
   return 2.0 * y - 1.0
+
+
+def discriminator_input(y: jax.Array) -> jax.Array:
+  """The one way any y-space image, real or generated, reaches the discriminator: clipped to the data
+  range [0, 1], then mapped to [-1, 1] (SPEC section 8). The logit inverse maps feature space onto
+  (-a/(1-2a), 1 + a/(1-2a)) = (-0.056, 1.056) for a = 0.05, so without the clip generated images
+  span (-1.11, 1.11) while real ones stay in [-1, 1) and the range alone tells them apart."""
+  return to_signed(jnp.clip(y, 0.0, 1.0))
+
+
+def saturated_fraction(y: jax.Array, preprocess: str, alpha: float) -> jax.Array:
+  """Fraction of generated pixels in the flat tails of the inverse preprocessing: where its slope
+  sigmoid'(s) is below 1% of its peak, so (almost) no gradient reaches the generator through them.
+  The linear 'centre' preprocessing has no tails."""
+  if preprocess != "logit":
+    return jnp.zeros((), jnp.float32)
+  p = alpha + (1.0 - 2.0 * alpha) * y  # = sigmoid(s)
+  return jnp.mean((p * (1.0 - p) < 0.01 * 0.25).astype(jnp.float32))
 
 
 class ADEModel(nn.Module):
@@ -38,10 +56,20 @@ class ADEModel(nn.Module):
   iaf: bool = False
   log_sigma_init: float = 0.0
   num_classes: int = 0  # > 0: class-conditional VAE (conditional weight norm, appendix E.1)
+  generator: str = "hierarchical"  # or "vector": the SNGAN generator from one latent vector (the GAN's)
+  latent_dim: int = 128            # size of that latent vector
+  frozen_decoder: bool = False     # a frozen generator's batch norm stays on its running averages
 
   def setup(self):
-    self.vae = vae.HierarchicalVAE(self.image_shape, self.arch, self.width, self.latent_channels,
-                                   self.latent_levels, self.iaf, self.log_sigma_init, self.num_classes)
+    if self.generator == "vector":
+      self.vae = generators.VectorVAE(self.image_shape, self.arch, self.width, self.latent_dim,
+                                      self.log_sigma_init, self.num_classes,
+                                      decoder_train=not self.frozen_decoder)
+    elif self.generator == "hierarchical":
+      self.vae = vae.HierarchicalVAE(self.image_shape, self.arch, self.width, self.latent_channels,
+                                     self.latent_levels, self.iaf, self.log_sigma_init, self.num_classes)
+    else:
+      raise ValueError(f"Unknown generator {self.generator!r}; choose 'hierarchical' or 'vector'.")
     self.flow = (flows.RealNVP(self.image_shape, self.flow_scales, self.flow_couplings,
                                self.flow_blocks, self.flow_width) if self.use_flow else None)
 
@@ -49,12 +77,12 @@ class ADEModel(nn.Module):
     return flows.preprocess_bijector(self.preprocess, self.logit_alpha)
 
   def to_features(self, y: jax.Array, train: bool):
-    """y in [0,1]^D -> (f, log|det df/dy|) per example, preprocessing log-det included."""
+    """y in [0,1]^D -> (f, log|det df/dy|, f_psi's own part of that log-det) per example."""
     s, logdet = self._preprocess().forward_and_log_det(y)
     if self.flow is None:
-      return s, logdet
+      return s, logdet, jnp.zeros_like(logdet)
     f, flow_logdet = self.flow.forward_and_log_det(s, train=train)
-    return f, logdet + flow_logdet
+    return f, logdet + flow_logdet, flow_logdet
 
   def from_features(self, f: jax.Array) -> jax.Array:
     """Feature space -> y-space images (running batch-norm averages, never updated)."""
@@ -63,17 +91,28 @@ class ADEModel(nn.Module):
     return self._preprocess().inverse(f)
 
   def __call__(self, y: jax.Array, rng: jax.Array, train: bool = True, labels=None):
-    """The likelihood pass on (dequantized) data: features, log-dets and the VAE's per-example terms.
+    """The likelihood pass on (dequantized) data: features, log-dets (`logdet` from y to feature space,
+    preprocessing included; `flow_logdet` f_psi's part alone) and the VAE's per-example terms.
     A class-conditional model needs `labels` (B,) and gives the terms of -log p(y | label)."""
-    f, logdet = self.to_features(y, train)
-    out = self.vae(f, rng, labels)
-    return {"features": f, "logdet": logdet, **out}
+    f, logdet, flow_logdet = self.to_features(y, train)
+    out = self._vae(f, rng, labels, train)
+    return {"features": f, "logdet": logdet, "flow_logdet": flow_logdet, **out}
+
+  def _vae(self, f, rng, labels, train: bool):
+    if self.generator == "vector":  # its decoder has batch norm
+      return self.vae(f, rng, labels, train=train)
+    return self.vae(f, rng, labels)
 
   def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
-               noise: bool = False, labels=None) -> jax.Array:
-    """Samples in y-space: f_psi^{-1}(mu(z)) (+ sigma * eps in feature space when `noise`)."""
+               noise: bool = False, labels=None, train: bool = False) -> jax.Array:
+    """Samples in y-space: f_psi^{-1}(mu(z)) (+ sigma * eps in feature space when `noise`).
+    `train=True` runs a batch-normed generator on batch statistics (apply with mutable batch_stats);
+    f_psi's inverse always uses its running averages."""
     z_rng, eps_rng = jax.random.split(rng)
-    f = self.vae.generate(z_rng, batch, temperature, labels)
+    if self.generator == "vector":
+      f = self.vae.generate(z_rng, batch, temperature, labels, train=train)
+    else:
+      f = self.vae.generate(z_rng, batch, temperature, labels)
     if noise:
       f = f + jnp.exp(self.vae.log_sigma) * temperature * jax.random.normal(eps_rng, f.shape, f.dtype)
     return self.from_features(f)

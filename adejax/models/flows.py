@@ -117,7 +117,7 @@ class CouplingNet(nn.Module):
     h = layers.WNConv(self.width)(x)
     for _ in range(self.num_blocks):
       h = layers.ResidualBlock(self.width, activation="relu", batch_norm=True)(h, train=train)
-    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    h = nn.relu(layers.batch_norm(h, train))
     h = layers.WNConv(2 * self.out_channels, g_init=nn.initializers.zeros)(h)
     shift, raw_scale = jnp.split(h, 2, axis=-1)
     # Real-NVP's bounded log-scale: a learned per-channel factor times tanh.

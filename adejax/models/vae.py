@@ -56,19 +56,43 @@ def architecture(arch: str, image_shape, width: float = 1.0):
 
 
 class ConvBlock(nn.Module):
-  """Non-residual SNGAN-style block: [upsample] -> weight-normed conv -> ELU."""
+  """Non-residual SNGAN-style block: [upsample] -> weight-normed conv -> [batch norm] -> ELU.
+  Batch norm only in the GAN generator (SNGAN's generator has it); VAEs must not use it."""
   features: int
   kernel_size: tuple[int, int] = (3, 3)
   strides: tuple[int, int] = (1, 1)
   up: bool = False
   num_classes: int = 0
+  batch_norm: bool = False
 
   @nn.compact
-  def __call__(self, x, *, label=None):
+  def __call__(self, x, *, label=None, train: bool = False):
     if self.up:
       x = layers.upsample(x)
-    return nn.elu(layers.WNConv(self.features, self.kernel_size, self.strides,
-                                num_classes=self.num_classes)(x, label))
+    x = layers.WNConv(self.features, self.kernel_size, self.strides, num_classes=self.num_classes)(x, label)
+    if self.batch_norm:
+      x = layers.batch_norm(x, train)
+    return nn.elu(x)
+
+
+def decoder_blocks(arch: str, chans, num_classes: int = 0, batch_norm: bool = False) -> list:
+  """The up-sampling stack from the lowest resolution to the image's, one block per level: the one
+  definition shared by the hierarchical VAE's decoder and the latent-vector GAN generator."""
+  if arch == "sngan":
+    return [ConvBlock(chans[l + 1], (4, 4), up=True, num_classes=num_classes, batch_norm=batch_norm)
+            for l in range(len(chans) - 1)]
+  return [layers.ResidualBlock(chans[l + 1], "up", num_classes=num_classes, batch_norm=batch_norm)
+          for l in range(len(chans) - 1)]
+
+
+def encoder_blocks(arch: str, chans, num_classes: int = 0) -> list:
+  """The mirrored down-sampling stack, image resolution first (the decoder's transpose)."""
+  top = len(chans) - 1
+  if arch == "sngan":
+    return [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2),
+                      num_classes=num_classes) for l in reversed(range(len(chans)))]
+  return [layers.ResidualBlock(chans[l], None if l == top else "down", num_classes=num_classes)
+          for l in reversed(range(len(chans)))]
 
 
 def _made_masks(channels: int, hidden: int):
@@ -142,8 +166,9 @@ class StochasticLayer(nn.Module):
 
 def is_inference_parameter(path: tuple[str, ...]) -> bool:
   """True for the inference network's parameters (encoder and posteriors) of a HierarchicalVAE's
-  parameter tree, given a path of keys below it; the rest (prior, decoder, sigma) is the generator."""
-  return (path[0] == "stem" or path[0].startswith("encoder_")
+  parameter tree (or a generators.VectorVAE's), given a path of keys below it; the rest (prior,
+  decoder, sigma) is the generator."""
+  return (path[0] in ("stem", "posterior") or path[0].startswith("encoder_")
           or (path[0].startswith("stochastic_") and len(path) > 1 and path[1] in ("posterior", "iaf")))
 
 
@@ -175,17 +200,12 @@ class HierarchicalVAE(nn.Module):
       raise ValueError(f"latent_levels must be in 0..{n} for {sizes[-1]}px images, got {self.latent_levels}")
     self.num_levels, self.num_stochastic, self.sizes = n, k, sizes
     top, nc = n - 1, self.num_classes
+    self.encoder = encoder_blocks(self.arch, chans, nc)
+    self.decoder = decoder_blocks(self.arch, chans, nc)
     if self.arch == "sngan":
-      self.stem = None
-      self.encoder = [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2),
-                                num_classes=nc) for l in reversed(range(n))]
-      self.decoder = [ConvBlock(chans[l + 1], (4, 4), up=True, num_classes=nc) for l in range(n - 1)]
-      self.final = None
+      self.stem = self.final = None
     else:
       self.stem = layers.WNConv(max(8, int(round(16 * self.width))), num_classes=nc)
-      self.encoder = [layers.ResidualBlock(chans[l], None if l == top else "down", num_classes=nc)
-                      for l in reversed(range(n))]
-      self.decoder = [layers.ResidualBlock(chans[l + 1], "up", num_classes=nc) for l in range(n - 1)]
       self.final = layers.ResidualBlock(chans[top], num_classes=nc)
     self.stochastic = [StochasticLayer(chans[l], self.latent_channels, standard_prior=(l == 0),
                                        iaf=self.iaf, num_classes=nc) for l in range(k)]
