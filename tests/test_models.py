@@ -243,13 +243,14 @@ def test_iaf_posterior_log_q_against_a_monte_carlo_density_estimate():
   stats, z = sample(jax.random.split(jax.random.key(4), 400_000))
   z = np.asarray(z).reshape(-1, 2)
   log_q = np.asarray(stats["log_q"]).reshape(-1)
-  # sanity: the IAF moved the samples away from the plain Gaussian posterior
-  half = 0.05
-  for i in range(5):
+  # points in the denser half of q; each box sized for ~3000 expected samples (the code's density only
+  # picks the box size, so the estimate stays independent of it)
+  for i in np.flatnonzero(log_q > np.median(log_q))[:5]:
+    half = 0.5 * np.sqrt(3000 / (len(z) * np.exp(log_q[i])))
     inside = np.all(np.abs(z - z[i]) < half, axis=1)
-    assert inside.sum() > 300  # enough samples for a ~6% estimate
+    assert inside.sum() > 1500  # a ~3% estimate
     estimate = np.log(inside.mean() / (2 * half) ** 2)
-    np.testing.assert_allclose(log_q[i], estimate, atol=0.12)
+    np.testing.assert_allclose(log_q[i], estimate, atol=0.1)
 
 
 def test_full_model_logdet_with_a_trained_flow_matches_the_jacobian():
