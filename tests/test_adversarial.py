@@ -8,22 +8,7 @@ import pytest
 from adejax import config_lib, input_pipeline, losses, train
 from adejax.models import ade, discriminators
 from configs import default
-
-SHAPE = (16, 16, 1)
-
-
-def tiny(mode="av-ade", **overrides):
-  c = default.get_config("tiny")
-  c.mode = mode
-  for key, value in overrides.items():
-    section, name = key.split(".")
-    c[section][name] = value
-  config_lib.validate(c)
-  return c
-
-
-def images(n=8, seed=0):
-  return np.random.default_rng(seed).integers(0, 256, (n,) + SHAPE).astype(np.uint8)
+from test_train import SHAPE, images, tiny
 
 
 @pytest.mark.slow
