@@ -5,8 +5,9 @@
 
 Without f_psi (VAE, AV-GDE, GAN) the feature space is the preprocessed image space. Every log-det from
 y to feature space is returned (`logdet`, per example), so bits/dim of x can be computed exactly.
-The sampling direction always runs the flow's batch norm on its running averages and never updates
-them (SPEC section 8): only the likelihood pass on real data sees batch statistics.
+The sampling direction always runs the flow's batch norm on its stored statistics and never updates
+them (SPEC section 8): only the likelihood pass on real data sees batch statistics. In a training step
+those stored statistics are the ones that step's likelihood pass computed (`layers.batch_norm`).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class ADEModel(nn.Module):
   num_classes: int = 0  # > 0: class-conditional VAE (conditional weight norm, appendix E.1)
   generator: str = "hierarchical"  # or "vector": the SNGAN generator from one latent vector (the GAN's)
   latent_dim: int = 128            # size of that latent vector
-  frozen_decoder: bool = False     # a frozen generator's batch norm stays on its running averages
+  frozen_decoder: bool = False     # a frozen generator's batch norm stays on its stored statistics
 
   def setup(self):
     if self.generator == "vector":
@@ -95,24 +96,16 @@ class ADEModel(nn.Module):
     preprocessing included; `flow_logdet` f_psi's part alone) and the VAE's per-example terms.
     A class-conditional model needs `labels` (B,) and gives the terms of -log p(y | label)."""
     f, logdet, flow_logdet = self.to_features(y, train)
-    out = self._vae(f, rng, labels, train)
+    out = self.vae(f, rng, labels, train=train)
     return {"features": f, "logdet": logdet, "flow_logdet": flow_logdet, **out}
-
-  def _vae(self, f, rng, labels, train: bool):
-    if self.generator == "vector":  # its decoder has batch norm
-      return self.vae(f, rng, labels, train=train)
-    return self.vae(f, rng, labels)
 
   def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
                noise: bool = False, labels=None, train: bool = False) -> jax.Array:
     """Samples in y-space: f_psi^{-1}(mu(z)) (+ sigma * eps in feature space when `noise`).
     `train=True` runs a batch-normed generator on batch statistics (apply with mutable batch_stats);
-    f_psi's inverse always uses its running averages."""
+    f_psi's inverse always uses its stored statistics (`layers.batch_norm`)."""
     z_rng, eps_rng = jax.random.split(rng)
-    if self.generator == "vector":
-      f = self.vae.generate(z_rng, batch, temperature, labels, train=train)
-    else:
-      f = self.vae.generate(z_rng, batch, temperature, labels)
+    f = self.vae.generate(z_rng, batch, temperature, labels, train=train)
     if noise:
       f = f + jnp.exp(self.vae.log_sigma) * temperature * jax.random.normal(eps_rng, f.shape, f.dtype)
     return self.from_features(f)

@@ -9,8 +9,8 @@ The factored parts are re-assembled, so the feature tensor always has the image'
 
 Every coupling is a `distrax.MaskedCoupling` whose conditioner is a small weight-normed ResNet with batch
 norm. Batch norm does not enter the log-det (the conditioner only sees the masked half), but its
-statistics do: `train=True` uses batch statistics and updates the running averages, `train=False` uses
-the running averages. The last layer of every conditioner starts at zero, so a fresh flow is the identity.
+statistics do: `train=True` uses and stores batch statistics, `train=False` uses the stored ones
+(`layers.batch_norm`; evaluation re-estimates them at the current parameters). The last layer of every conditioner starts at zero, so a fresh flow is the identity.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ footnote 2: top-down sampling as in the hierarchical VAE "is not effective for t
 
 The up-sampling stack is `vae.decoder_blocks`, the very blocks of the hierarchical VAE's decoder, plus the
 batch norm SNGAN's generator has. Batch norm runs on batch statistics while training (`train=True`,
-updating the running averages) and on the running averages otherwise (evaluation and sampling).
+storing them) and on the stored statistics otherwise (evaluation and sampling; `layers.batch_norm`).
 
 `VectorVAE` puts an inference network q(z | f) (the mirrored encoder, then a dense Gaussian head) and an
 isotropic sigma around this generator: p(f) = ∫ N(f | G(z), sigma^2 I) N(z | 0, I) dz. It has the
@@ -47,7 +47,7 @@ class LatentVectorGenerator(nn.Module):
 
 class VectorVAE(nn.Module):
   """A VAE with one global latent vector whose decoder is the SNGAN generator (same methods as
-  vae.HierarchicalVAE). `decoder_train=False` keeps the decoder's batch norm on its running averages
+  vae.HierarchicalVAE). `decoder_train=False` keeps the decoder's batch norm on its stored statistics
   (a frozen GAN generator is evaluated as it samples)."""
   image_shape: tuple[int, int, int]
   arch: str = "sngan"

@@ -246,7 +246,9 @@ class HierarchicalVAE(nn.Module):
       x = self.final(x, label=labels)
     return self.out(nn.elu(x), labels), stats, latents
 
-  def __call__(self, f: jax.Array, rng: jax.Array, labels: Optional[jax.Array] = None):
+  def __call__(self, f: jax.Array, rng: jax.Array, labels: Optional[jax.Array] = None,
+               train: bool = False):
+    del train  # no batch norm here; the argument keeps the interface of generators.VectorVAE
     if f.ndim != 4 or tuple(f.shape[1:]) != tuple(self.image_shape):
       raise ValueError(f"HierarchicalVAE expects (B, {', '.join(map(str, self.image_shape))}), "
                        f"got {tuple(f.shape)}.")
@@ -256,7 +258,8 @@ class HierarchicalVAE(nn.Module):
     return {"mean": mean, "log_sigma": self.log_sigma, **total}
 
   def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
-               labels: Optional[jax.Array] = None) -> jax.Array:
+               labels: Optional[jax.Array] = None, train: bool = False) -> jax.Array:
+    del train  # as in __call__
     labels = self._check_labels(labels, batch)
     return self._decode(batch, rng, None, temperature, labels=labels)[0]
 
