@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adejax import config_lib, losses, train
+from adejax import config_lib, input_pipeline, losses, train
 from configs import default
 
 SHAPE = (16, 16, 1)
@@ -164,3 +164,22 @@ def test_evaluation_uses_batch_norm_statistics_re_estimated_at_the_current_param
   stale = trainer.model.apply(variables(state), y, jax.random.PRNGKey(1), train=False)
   np.testing.assert_allclose(eval_mode["features"], batch_mode["features"], rtol=1e-4, atol=1e-4)
   assert float(jnp.max(jnp.abs(stale["features"] - batch_mode["features"]))) > 1e-3
+
+
+def test_bits_per_dim_at_28x28_count_784_dimensions():
+  """Trainer.evaluate at Fashion-MNIST's native size: its bound is the per-example ELBO nats converted
+  with D = 28*28*1 = 784 (a padded 32x32 model would divide by 1024)."""
+  c = tiny("vae", **{"data.image_size": 28})
+  shape = (28, 28, 1)
+  trainer = train.Trainer(c, shape, devices=jax.devices()[:1])
+  state = trainer.init_state(0)
+  x = np.random.default_rng(0).integers(0, 256, (8,) + shape).astype(np.uint8)
+  data = input_pipeline.ImageData(x, np.zeros(8, np.int32))
+  out = trainer.evaluate(state, data, batch_size=8, seed=3)
+  y = losses.dequantize(jnp.asarray(x), jax.random.fold_in(jax.random.PRNGKey(3), 0))
+  nll = losses.heldout_nll(state.params, state.batch_stats, y, jax.random.fold_in(jax.random.PRNGKey(3), 0),
+                           model=trainer.model)["elbo"]
+  expected = (float(jnp.mean(nll)) + 784 * np.log(256.0)) / (784 * np.log(2.0))
+  np.testing.assert_allclose(out["bpd_elbo"], expected, rtol=1e-5)
+  assert abs(out["bpd_elbo"] - (float(jnp.mean(nll)) + 1024 * np.log(256.0)) / (1024 * np.log(2.0))) > 0.01
+  np.testing.assert_allclose(losses.bits_per_dim(jnp.zeros(()), 784), 8.0, rtol=1e-7)  # uniform model
