@@ -25,6 +25,8 @@ MODES = {
 
 
 GP_FORMS = ("two-sided", "one-sided", "r1")
+FAMILIES = ("ade",)  # adejax.families.REGISTRY
+OPTIMIZERS = ("adamax", "adam")
 
 
 class ConfigError(ValueError):
@@ -34,7 +36,7 @@ class ConfigError(ValueError):
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                       # root of every random number in the run
-  c.mode = "av-ade"                # one of MODES: gan | vae | v-ade | av-gde | av-ade
+  c.mode = "av-ade"                # family "ade": one of MODES: gan | vae | v-ade | av-gde | av-ade
 
   c.data = ml_collections.ConfigDict()
   c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files) or a TFDS name
@@ -52,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_split = "test"       # held-out numbers always use the test split
 
   c.model = ml_collections.ConfigDict()
+  c.model.family = "ade"           # one of FAMILIES: "ade" (papers/002, `mode` picks the Table-1 row)
   c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
   c.model.logit_alpha = 0.05
   c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
@@ -85,7 +88,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
 
   c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamax"          # "adamax" (papers/002 appendix C) or "adam"
   c.optim.lr = 2e-3                # generator (VAE, f_psi, sigma): Adamax, appendix C
+  c.optim.lr_halve_every = 0       # halve every group's learning rate every N steps; 0 = constant
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   # Discriminator: None = the generator's value, so changing optim.lr moves both unless these are set.
@@ -144,6 +149,7 @@ def _check(cond: bool, key: str, msg: str):
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
+  _check(c.model.family in FAMILIES, "model.family", f"{c.model.family!r} is not one of {list(FAMILIES)}")
   _check(c.mode in MODES, "mode", f"{c.mode!r} is not one of {sorted(MODES)}")
   m, d, t = c.model, c.data, c.train
   _check(m.arch in vae.ARCHITECTURES, "model.arch", f"{m.arch!r} is not one of {sorted(vae.ARCHITECTURES)}")
@@ -187,6 +193,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
   o = c.optim
   _check(o.lr > 0, "optim.lr", "must be positive")
+  _check(o.name in OPTIMIZERS, "optim.name", f"{o.name!r} is not one of {list(OPTIMIZERS)}")
+  _check(o.lr_halve_every >= 0, "optim.lr_halve_every", "must be >= 0 (0 = constant)")
   _check(o.disc_lr is None or o.disc_lr > 0, "optim.disc_lr", "must be positive (or None: optim.lr)")
   for key in ("b1", "b2", "disc_b1", "disc_b2"):
     _check(o[key] is None or 0.0 <= o[key] < 1.0, f"optim.{key}", "must be in [0, 1)")

@@ -39,10 +39,10 @@ class Member:
 # ----------------------------------------------------------------------------- helpers for experiments
 def generator_param_count(config) -> int:
   """Generator (VAE + f_psi + sigma) parameters, computed from shapes only."""
-  from adejax import train
+  from adejax import families
 
   shape = (config.data.image_size, config.data.image_size, 1 if "mnist" in config.data.dataset else 3)
-  model, _ = train.build_models(config, shape)
+  model = families.make(config, shape).model
   y = jax.ShapeDtypeStruct((1,) + shape, "float32")
   labels = jax.numpy.zeros((1,), "int32") if config.model.num_classes else None
   params = jax.eval_shape(lambda y: model.init(jax.random.key(0), y, jax.random.key(1), labels=labels),

@@ -24,170 +24,33 @@ import optax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from adejax import checkpointing, config_lib, input_pipeline, losses, reporting
-from adejax.models import ade, discriminators, vae
+from adejax import checkpointing, config_lib, families, input_pipeline, losses, reporting
 
 
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array
   rng: jax.Array            # root key (raw uint32); per-step keys are fold_in(rng, step)
-  params: Any               # generator: VAE, f_psi and sigma
-  batch_stats: Any          # f_psi's batch-norm running averages
-  disc_params: Any
-  opt_state: Any
-  disc_opt_state: Any
+  params: Any               # the family's generative model (what evaluation and sampling use)
+  batch_stats: Any          # its batch-norm statistics ({} without batch norm)
+  disc_params: Any          # the family's adversaries (discriminators, critics); {} without
+  opt_state: Any            # {group name: optimiser state}, one per parameter group of the family
   ema_params: Any           # EMA of `params`; {} when EMA is off
   skipped: jax.Array        # updates skipped because a loss or gradient was not finite
 
 
-@dataclasses.dataclass(frozen=True)
-class StepConfig:
-  """The static part of the step, read once from the ConfigDict."""
-  mle: bool
-  adversarial: bool
-  adv_weight: float
-  adv_start_step: int
-  kl_warmup_steps: int
-  gp_weight: float
-  gp_form: str
-  disc_steps: int
-  ema_decay: float
-  sample_noise: bool
-
-  @classmethod
-  def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
-    _, adversarial, mle = config_lib.MODES[c.mode]
-    return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
-               int(c.loss.kl_warmup_steps),
-               float(c.loss.gp_weight), str(c.loss.gp_form), int(c.train.disc_steps),
-               float(c.train.ema_decay),
-               bool(c.model.sample_noise))
-
-
-def build_models(c: ml_collections.ConfigDict, image_shape) -> tuple[ade.ADEModel, Any]:
-  m = c.model
-  use_flow = config_lib.MODES[c.mode][0]
-  model = ade.ADEModel(
-      tuple(image_shape), preprocess=m.preprocess, logit_alpha=m.logit_alpha, use_flow=use_flow,
-      flow_scales=m.flow_scales, flow_couplings=m.flow_couplings, flow_blocks=m.flow_blocks,
-      flow_width=m.flow_width, arch=m.arch, width=m.width, latent_channels=m.latent_channels,
-      latent_levels=m.latent_levels, iaf=m.iaf, log_sigma_init=m.log_sigma_init,
-      num_classes=m.num_classes, generator=config_lib.generator_kind(c), latent_dim=m.latent_dim,
-      frozen_decoder=c.train.freeze == "decoder")
-  disc = discriminators.Discriminator(m.disc_arch, m.disc_width, m.num_classes)
-  return model, disc
-
-
-def make_optimizer(lr: float, b1: float, b2: float, clip: float) -> optax.GradientTransformation:
-  adamax = optax.adamax(lr, b1=b1, b2=b2)
-  return optax.chain(optax.clip_by_global_norm(clip), adamax) if clip > 0 else adamax
-
-
-def trainable_labels(params, freeze: str):
-  """'train' / 'frozen' per generator parameter. freeze='decoder' leaves only the inference network
-  and sigma trainable (BPD for a GAN: a fixed generator with a learned encoder and noise level)."""
-  def label(path, _):
-    keys = tuple(getattr(k, "key", str(k)) for k in path)
-    if not freeze or keys[-1] == "log_sigma" or (keys[0] == "vae" and vae.is_inference_parameter(keys[1:])):
-      return "train"
-    return "frozen"
-  return jax.tree_util.tree_map_with_path(label, params)
-
-
-def generator_optimizer(o, freeze: str) -> optax.GradientTransformation:
-  tx = make_optimizer(o.lr, o.b1, o.b2, o.grad_clip)
-  if not freeze:
-    return tx
-  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
-                               lambda params: trainable_labels(params, freeze))
-
-
-def all_finite(tree) -> jax.Array:
-  leaves = jax.tree.leaves(tree)
-  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
-
-
-def apply_if_finite(tx, params, opt_state, grads, loss):
-  """One optimiser update, or none at all when the loss or a gradient is not finite."""
-  finite = jnp.isfinite(loss) & all_finite(grads)
-  updates, new_opt_state = tx.update(grads, opt_state, params)
-  new_params = optax.apply_updates(params, updates)
-  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-  return keep(new_params, params), keep(new_opt_state, opt_state), finite
-
-
-def train_step(state: TrainState, images: jax.Array, labels, *, model, disc, tx, disc_tx,
-               cfg: StepConfig, constrain=lambda x: x):
-  """Algorithm 1 (papers/002 appendix H): discriminator update(s), then the generator update.
-
-  `labels` (B,) condition a class-conditional model (appendix E.1): the real batch's likelihood is
-  p(x | label) and the generated images of the step are drawn with the real batch's labels. None for
-  unconditional models."""
+def train_step(state: TrainState, images: jax.Array, labels, *, family: families.Family,
+               ema_decay: float, constrain=lambda x: x):
+  """One training step: the family's update schedule on a uint8 batch, then the step counter and the
+  EMA. The step's randomness is fold_in(root, step), so any device count gives the same numbers."""
   rng = jax.random.fold_in(state.rng, state.step)
-  deq_rng, disc_rng, gen_rng = jax.random.split(rng, 3)
-  y = losses.dequantize(images, deq_rng)
-  metrics, skipped = {}, state.skipped
-  disc_params, disc_opt_state = state.disc_params, state.disc_opt_state
-  if cfg.adversarial:
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
-    for i in range(cfg.disc_steps):
-      prior_rng, gp_rng = jax.random.split(jax.random.fold_in(disc_rng, i))
-      fake, _ = model.apply(variables, prior_rng, y.shape[0], noise=cfg.sample_noise, labels=labels,
-                            train=True, method="generate", mutable=["batch_stats"])
-      fake = constrain(fake)
-      (d_loss, d_metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
-          disc_params, ade.discriminator_input(y), ade.discriminator_input(jax.lax.stop_gradient(fake)),
-          gp_rng, disc=disc, gp_weight=cfg.gp_weight, gp_form=cfg.gp_form, labels=labels)
-      disc_params, disc_opt_state, ok = apply_if_finite(disc_tx, disc_params, disc_opt_state,
-                                                        d_grads, d_loss)
-      skipped = skipped + (1 - ok.astype(jnp.int32))
-    metrics.update(d_metrics)
-
-  adv_weight = jnp.where(state.step >= cfg.adv_start_step, cfg.adv_weight, 0.0)
-  kl_weight = (jnp.minimum(1.0, state.step / cfg.kl_warmup_steps).astype(jnp.float32)
-               if cfg.kl_warmup_steps else 1.0)
-  (g_loss, (g_metrics, new_stats)), grads = jax.value_and_grad(losses.generator_loss, has_aux=True)(
-      state.params, state.batch_stats, disc_params, y, gen_rng, model=model, disc=disc, mle=cfg.mle,
-      adversarial=cfg.adversarial, adv_weight=adv_weight, kl_weight=kl_weight,
-      sample_noise=cfg.sample_noise, constrain=constrain, labels=labels)
-  params, opt_state, ok = apply_if_finite(tx, state.params, state.opt_state, grads, g_loss)
-  new_stats = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_stats, state.batch_stats)
-  skipped = skipped + (1 - ok.astype(jnp.int32))
-  ema = (jax.tree.map(lambda e, p: cfg.ema_decay * e + (1 - cfg.ema_decay) * p, state.ema_params, params)
-         if cfg.ema_decay else state.ema_params)
-  metrics.update(g_metrics, skipped_updates=skipped)
-  new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
-                            disc_params=disc_params, opt_state=opt_state,
-                            disc_opt_state=disc_opt_state, ema_params=ema, skipped=skipped)
-  return new_state, metrics
+  new, metrics = family.train_step(state, images, labels, rng, constrain)
+  ema = (jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema_params, new.params)
+         if ema_decay else state.ema_params)
+  return new.replace(step=state.step + 1, ema_params=ema), {**metrics, "skipped_updates": new.skipped}
 
 
-def decoder_gradient_norms(state: TrainState, images: jax.Array, labels, *, model, disc,
-                           cfg: StepConfig, constrain=lambda x: x) -> dict:
-  """Global norms of the gradients of L_C and of lambda_adv * L_Q with respect to the decoder's
-  parameters (the generator without its inference network and sigma), side by side: whether the
-  adversarial term matters next to the likelihood. Extra backward passes, so only at logging steps."""
-  rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1)
-  y = losses.dequantize(images, rng)
-
-  def norm(mle: bool, adversarial: bool):
-    loss = lambda p: losses.generator_loss(
-        p, state.batch_stats, state.disc_params, y, rng, model=model, disc=disc, mle=mle,
-        adversarial=adversarial, adv_weight=cfg.adv_weight, sample_noise=cfg.sample_noise,
-        constrain=constrain, labels=labels)[0]
-    grads = jax.grad(loss)(state.params)["vae"]
-    decoder = [g for path, g in jax.tree_util.tree_leaves_with_path(grads)
-               if not vae.is_inference_parameter(tuple(getattr(k, "key", str(k)) for k in path))
-               and getattr(path[-1], "key", "") != "log_sigma"]
-    return optax.tree.norm(decoder)
-
-  out = {}
-  if cfg.mle:
-    out["grad_norm_coverage"] = norm(True, False)
-  if cfg.adversarial:
-    out["grad_norm_adversarial"] = norm(False, True)
-  return out
+all_finite = families.all_finite
 
 
 class Trainer:
@@ -196,30 +59,29 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, image_shape, devices=None):
     self.config = config
     self.image_shape = tuple(int(s) for s in image_shape)
-    self.model, self.disc = build_models(config, self.image_shape)
-    o = config.optim
-    self.tx = generator_optimizer(o, config.train.freeze)
-    self.disc_tx = make_optimizer(*config_lib.discriminator_optim(o), o.grad_clip)
-    self.cfg = StepConfig.from_config(config)
+    self.family = families.make(config, self.image_shape)
+    self.model = self.family.model
+    self.ema_decay = float(config.train.ema_decay)
     self.num_classes = int(config.model.num_classes)
     devices = np.asarray(devices if devices is not None else jax.devices())
     self.mesh = Mesh(devices, ("data",))
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     constrain = lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding)
-    step = functools.partial(train_step, model=self.model, disc=self.disc, tx=self.tx,
-                             disc_tx=self.disc_tx, cfg=self.cfg, constrain=constrain)
+    step = functools.partial(train_step, family=self.family, ema_decay=self.ema_decay,
+                             constrain=constrain)
     self._step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
                          out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+    norms = lambda state, images, labels: self.family.gradient_norms(
+        state, images, labels, jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1),
+        constrain)
     self._gradient_norms = jax.jit(
-        functools.partial(decoder_gradient_norms, model=self.model, disc=self.disc, cfg=self.cfg,
-                          constrain=constrain),
-        in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
+        norms, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
         out_shardings=self.replicated)
     self._eval = jax.jit(self._eval_batch, static_argnums=(5,), out_shardings=self.replicated)
     self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
     self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
-    self._stats = jax.jit(self._batch_stats_of, out_shardings=self.replicated)
+    self._stats = jax.jit(self.family.batch_stats_of, out_shardings=self.replicated)
     self._interpolate = jax.jit(
         lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
         static_argnums=3)
@@ -240,41 +102,24 @@ class Trainer:
     return self._step(state, images, self._labels(labels, images.shape[0]))
 
   def gradient_norms(self, state: TrainState, images: jax.Array, labels=None) -> dict:
-    """`decoder_gradient_norms` on a global batch (at logging steps)."""
+    """The family's logging-step instruments (`Family.gradient_norms`) on a global batch."""
     return self._gradient_norms(state, images, self._labels(labels, images.shape[0]))
 
   # -- state
   def _init(self, rng):
-    k_model, k_disc, k_z = jax.random.split(rng, 3)
-    y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)
-    labels = self._labels(None, 2, default=True)
-    variables = self.model.init(k_model, y, k_z, labels=labels)
-    params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    disc_params = discriminators.init_params(self.disc, k_disc, self.image_shape, labels)
-    return TrainState(
-        step=jnp.array(0, jnp.int32), rng=rng, params=params, batch_stats=batch_stats,
-        disc_params=disc_params, opt_state=self.tx.init(params),
-        disc_opt_state=self.disc_tx.init(disc_params),
-        ema_params=params if self.cfg.ema_decay else {}, skipped=jnp.array(0, jnp.int32))
+    params, batch_stats, disc_params = self.family.init(rng)
+    trees = {"params": params, "disc_params": disc_params}
+    opt_state = {name: g.tx.init(g.select(trees[g.tree])) for name, g in self.family.groups.items()}
+    return TrainState(step=jnp.array(0, jnp.int32), rng=rng, params=params, batch_stats=batch_stats,
+                      disc_params=disc_params, opt_state=opt_state,
+                      ema_params=params if self.ema_decay else {}, skipped=jnp.array(0, jnp.int32))
 
   def init_state(self, seed: int) -> TrainState:
     """Parameters created directly with their (replicated) sharding."""
     return jax.jit(self._init, out_shardings=self.replicated)(jax.random.PRNGKey(seed))
 
   def eval_params(self, state: TrainState):
-    return state.ema_params if self.cfg.ema_decay else state.params
-
-  def _batch_stats_of(self, params, batch_stats, images, labels, rng):
-    """Batch-norm statistics of one batch at `params`: f_psi's from the likelihood pass on real images,
-    then a batch-normed generator's from a generation pass (as a training step computes them)."""
-    variables = {"params": params, "batch_stats": batch_stats}
-    if self.cfg.mle:
-      y = losses.dequantize(images, rng)
-      _, upd = self.model.apply(variables, y, rng, train=True, labels=labels, mutable=["batch_stats"])
-      variables = {"params": params, "batch_stats": upd.get("batch_stats", batch_stats)}
-    _, upd = self.model.apply(variables, rng, images.shape[0], labels=labels, train=True,
-                              method="generate", mutable=["batch_stats"])
-    return upd.get("batch_stats", variables["batch_stats"])
+    return state.ema_params if self.ema_decay else state.params
 
   def with_eval_batch_stats(self, state: TrainState, images: np.ndarray, labels=None,
                             chunk: int = 256) -> TrainState:
@@ -333,10 +178,12 @@ class Trainer:
     return self.model.apply({"params": params, "batch_stats": batch_stats}, rng, n, temperature,
                             labels=labels, method="generate")
 
-  def sample(self, state: TrainState, n: int, temperature: float = 1.0, seed: int = 0,
+  def sample(self, state: TrainState, n: int, temperature: float | None = None, seed: int = 0,
              labels=None) -> np.ndarray:
-    """n samples as float images in [0, 1] (host numpy). A class-conditional model draws them for
-    `labels` (n,), by default the classes 0, 1, ..., K-1 in turn."""
+    """n samples as float images in [0, 1] (host numpy), at `temperature` (None: the family's default,
+    `Family.sample_temperature`). A class-conditional model draws them for `labels` (n,), by default
+    the classes 0, 1, ..., K-1 in turn."""
+    temperature = self.family.sample_temperature if temperature is None else float(temperature)
     y = self._sample(self.eval_params(state), state.batch_stats, n, temperature,
                      jax.random.PRNGKey(seed), self._labels(labels, n, default=True))
     return np.clip(np.asarray(jax.device_get(y)), 0.0, 1.0)
@@ -434,10 +281,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   input_pipeline.check_labels(train_data or eval_data, config.model.num_classes)
   trainer = Trainer(config, eval_data.images.shape[1:])
   state = trainer.init_state(config.seed)
-  logging.info("Model %s on %s %s: generator %s parameters, discriminator %s; %d devices, %d processes.",
-               config.mode, config.data.dataset, trainer.image_shape,
-               f"{reporting.count_params(state.params):,}",
-               f"{reporting.count_params(state.disc_params):,}", jax.device_count(),
+  counts = ", ".join(f"{k} {v:,}" for k, v in trainer.family.parameter_counts(state).items())
+  logging.info("Model %s/%s on %s %s: parameters %s; %d devices, %d processes.", config.model.family,
+               config.mode, config.data.dataset, trainer.image_shape, counts, jax.device_count(),
                jax.process_count())
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.ckpt.keep)
   if ckpt.latest_step() is None and config.train.init_checkpoint:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from adejax import checkpointing, config_lib, evaluate, train
+from adejax.families import ade as families_ade
 from configs import default
 from test_input_pipeline import make_idx_dir
 
@@ -189,7 +190,7 @@ def test_bpd_for_a_gan_trains_only_the_inference_network(tmp_path, idx_dir):
   metrics = train.train_and_evaluate(bpd, str(tmp_path / "gan_bpd"))
   assert np.isfinite(metrics["bpd_elbo"])
   before, after = restore(str(tmp_path / "gan"), gan), restore(str(tmp_path / "gan_bpd"), bpd)
-  labels = train.trainable_labels(before.params, "decoder")
+  labels = families_ade.trainable_labels(before.params, "decoder")
   moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), before.params, after.params)
   pairs = list(zip(jax.tree.leaves(labels), jax.tree.leaves(moved)))
   assert all(not m for lab, m in pairs if lab == "frozen")  # the GAN generator is untouched

@@ -62,7 +62,7 @@ def test_adversarial_loss_gives_psi_exactly_zero_gradient():
   y = losses.dequantize(jnp.asarray(images()), jax.random.PRNGKey(1))
   grad = lambda mle, adv: jax.grad(lambda p: losses.generator_loss(
       p, s.batch_stats, s.disc_params, y, jax.random.PRNGKey(2), model=trainer.model,
-      disc=trainer.disc, mle=mle, adversarial=adv, adv_weight=100.0)[0])(params)
+      disc=trainer.family.disc, mle=mle, adversarial=adv, adv_weight=100.0)[0])(params)
   adv_only = grad(False, True)
   assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree.leaves(adv_only["flow"]))
   assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(adv_only["vae"])) > 0

@@ -1,0 +1,20 @@
+"""Model families: one file per family, each a `base.Family` (modules, losses, parameter groups,
+update schedule). `config.model.family` picks one; `make(config, image_shape)` builds it."""
+from __future__ import annotations
+
+import importlib
+
+from adejax.families.base import Family, Group, all_finite, apply_if_finite, update_group  # noqa: F401
+
+# name -> (module, class); config_lib.FAMILIES lists the same names for validation
+REGISTRY = {
+    "ade": ("adejax.families.ade", "ADEFamily"),
+}
+
+
+def make(config, image_shape) -> Family:
+  name = config.model.family
+  if name not in REGISTRY:
+    raise ValueError(f"Unknown model family {name!r}; choose one of {sorted(REGISTRY)}.")
+  module, cls = REGISTRY[name]
+  return getattr(importlib.import_module(module), cls)(config, tuple(int(s) for s in image_shape))

@@ -1,0 +1,172 @@
+"""The AV-ADE family (papers/002): every Table-1 mode (GAN, VAE, V-ADE, AV-GDE, AV-ADE) and its refinements.
+
+Modules: `models.ade.ADEModel` (preprocessing -> optional f_psi -> VAE; the GAN's latent-vector
+generator) and an image discriminator. Parameter groups: "generator" (the whole model: VAE, f_psi and
+sigma; with train.freeze="decoder" only the inference network and sigma move) and "disc". Schedule:
+Algorithm 1 of papers/002 appendix H, `train_step` below.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from adejax import config_lib, losses
+from adejax.families import base
+from adejax.models import ade, discriminators, vae
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static part of Algorithm 1, read once from the ConfigDict."""
+  mle: bool
+  adversarial: bool
+  adv_weight: float
+  adv_start_step: int
+  kl_warmup_steps: int
+  gp_weight: float
+  gp_form: str
+  disc_steps: int
+  sample_noise: bool
+
+  @classmethod
+  def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
+    _, adversarial, mle = config_lib.MODES[c.mode]
+    return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
+               int(c.loss.kl_warmup_steps), float(c.loss.gp_weight), str(c.loss.gp_form),
+               int(c.train.disc_steps), bool(c.model.sample_noise))
+
+
+def build_models(c: ml_collections.ConfigDict, image_shape):
+  """(ADEModel, Discriminator) of a config."""
+  m = c.model
+  model = ade.ADEModel(
+      tuple(image_shape), preprocess=m.preprocess, logit_alpha=m.logit_alpha,
+      use_flow=config_lib.MODES[c.mode][0], flow_scales=m.flow_scales,
+      flow_couplings=m.flow_couplings, flow_blocks=m.flow_blocks, flow_width=m.flow_width, arch=m.arch,
+      width=m.width, latent_channels=m.latent_channels, latent_levels=m.latent_levels, iaf=m.iaf,
+      log_sigma_init=m.log_sigma_init, num_classes=m.num_classes,
+      generator=config_lib.generator_kind(c), latent_dim=m.latent_dim,
+      frozen_decoder=c.train.freeze == "decoder")
+  return model, discriminators.Discriminator(m.disc_arch, m.disc_width, m.num_classes)
+
+
+def trainable_labels(params, freeze: str):
+  """'train' / 'frozen' per generator parameter. freeze='decoder' leaves only the inference network
+  and sigma trainable (BPD for a GAN: a fixed generator with a learned encoder and noise level)."""
+  def label(path, _):
+    keys = tuple(getattr(k, "key", str(k)) for k in path)
+    if not freeze or keys[-1] == "log_sigma" or (keys[0] == "vae" and vae.is_inference_parameter(keys[1:])):
+      return "train"
+    return "frozen"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def generator_optimizer(o, freeze: str) -> optax.GradientTransformation:
+  tx = base.make_optimizer(o)
+  if not freeze:
+    return tx
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
+                               lambda params: trainable_labels(params, freeze))
+
+
+class ADEFamily(base.Family):
+
+  def __init__(self, config: ml_collections.ConfigDict, image_shape):
+    self.image_shape = tuple(image_shape)
+    self.num_classes = int(config.model.num_classes)
+    self.model, self.disc = build_models(config, self.image_shape)
+    self.cfg = StepConfig.from_config(config)
+    o = config.optim
+    self.groups = {
+        "generator": base.Group("params", generator_optimizer(o, config.train.freeze)),
+        "disc": base.Group("disc_params", base.make_optimizer(o, *config_lib.discriminator_optim(o))),
+    }
+
+  def init(self, rng):
+    k_model, k_disc, k_z = jax.random.split(rng, 3)
+    y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)
+    labels = jnp.arange(2, dtype=jnp.int32) % self.num_classes if self.num_classes else None
+    variables = self.model.init(k_model, y, k_z, labels=labels)
+    disc_params = discriminators.init_params(self.disc, k_disc, self.image_shape, labels)
+    return variables["params"], variables.get("batch_stats", {}), disc_params
+
+  def train_step(self, state, images, labels, rng, constrain):
+    """Algorithm 1 (papers/002 appendix H): discriminator update(s), then the generator update.
+
+    `labels` (B,) condition a class-conditional model (appendix E.1): the real batch's likelihood is
+    p(x | label) and the generated images of the step are drawn with the real batch's labels. None for
+    unconditional models."""
+    cfg, model, disc = self.cfg, self.model, self.disc
+    deq_rng, disc_rng, gen_rng = jax.random.split(rng, 3)
+    y = losses.dequantize(images, deq_rng)
+    metrics = {}
+    if cfg.adversarial:
+      variables = {"params": state.params, "batch_stats": state.batch_stats}
+      for i in range(cfg.disc_steps):
+        prior_rng, gp_rng = jax.random.split(jax.random.fold_in(disc_rng, i))
+        fake, _ = model.apply(variables, prior_rng, y.shape[0], noise=cfg.sample_noise, labels=labels,
+                              train=True, method="generate", mutable=["batch_stats"])
+        fake = constrain(fake)
+        (d_loss, d_metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
+            state.disc_params, ade.discriminator_input(y),
+            ade.discriminator_input(jax.lax.stop_gradient(fake)), gp_rng, disc=disc,
+            gp_weight=cfg.gp_weight, gp_form=cfg.gp_form, labels=labels)
+        state, _ = base.update_group(state, self.groups, "disc", d_grads, d_loss)
+      metrics.update(d_metrics)
+
+    adv_weight = jnp.where(state.step >= cfg.adv_start_step, cfg.adv_weight, 0.0)
+    kl_weight = (jnp.minimum(1.0, state.step / cfg.kl_warmup_steps).astype(jnp.float32)
+                 if cfg.kl_warmup_steps else 1.0)
+    (g_loss, (g_metrics, new_stats)), grads = jax.value_and_grad(losses.generator_loss, has_aux=True)(
+        state.params, state.batch_stats, state.disc_params, y, gen_rng, model=model, disc=disc,
+        mle=cfg.mle, adversarial=cfg.adversarial, adv_weight=adv_weight, kl_weight=kl_weight,
+        sample_noise=cfg.sample_noise, constrain=constrain, labels=labels)
+    state, ok = base.update_group(state, self.groups, "generator", grads, g_loss)
+    state = state.replace(batch_stats=jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_stats,
+                                                   state.batch_stats))
+    return state, {**metrics, **g_metrics}
+
+  def gradient_norms(self, state, images, labels, rng, constrain) -> dict:
+    """Global norms of the gradients of L_C and of lambda_adv * L_Q with respect to the decoder's
+    parameters (the generator without its inference network and sigma), side by side: whether the
+    adversarial term matters next to the likelihood. Extra backward passes, so only at logging steps."""
+    cfg = self.cfg
+    y = losses.dequantize(images, rng)
+
+    def norm(mle: bool, adversarial: bool):
+      loss = lambda p: losses.generator_loss(
+          p, state.batch_stats, state.disc_params, y, rng, model=self.model, disc=self.disc, mle=mle,
+          adversarial=adversarial, adv_weight=cfg.adv_weight, sample_noise=cfg.sample_noise,
+          constrain=constrain, labels=labels)[0]
+      grads = jax.grad(loss)(state.params)["vae"]
+      decoder = [g for path, g in jax.tree_util.tree_leaves_with_path(grads)
+                 if not vae.is_inference_parameter(tuple(getattr(k, "key", str(k)) for k in path))
+                 and getattr(path[-1], "key", "") != "log_sigma"]
+      return optax.tree.norm(decoder)
+
+    out = {}
+    if cfg.mle:
+      out["grad_norm_coverage"] = norm(True, False)
+    if cfg.adversarial:
+      out["grad_norm_adversarial"] = norm(False, True)
+    return out
+
+  def batch_stats_of(self, params, batch_stats, images, labels, rng):
+    """f_psi's statistics from the likelihood pass on real images, then a batch-normed generator's
+    from a generation pass (as a training step computes them)."""
+    variables = {"params": params, "batch_stats": batch_stats}
+    if self.cfg.mle:
+      y = losses.dequantize(images, rng)
+      _, upd = self.model.apply(variables, y, rng, train=True, labels=labels, mutable=["batch_stats"])
+      variables = {"params": params, "batch_stats": upd.get("batch_stats", batch_stats)}
+    _, upd = self.model.apply(variables, rng, images.shape[0], labels=labels, train=True,
+                              method="generate", mutable=["batch_stats"])
+    return upd.get("batch_stats", variables["batch_stats"])
+
+  def parameter_counts(self, state) -> dict[str, int]:
+    count = lambda t: sum(int(x.size) for x in jax.tree.leaves(t))
+    return {"generator": count(state.params), "discriminator": count(state.disc_params)}

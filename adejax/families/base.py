@@ -1,0 +1,111 @@
+"""What a model family gives the training system, and the parts every family's schedule shares.
+
+A family owns its modules, its losses, its parameter groups (each updated by its own optimiser) and its
+update schedule. `train.py` builds the state from `Family.init`, gives each group's optimiser its state,
+jit-compiles one step that calls `Family.train_step`, and knows nothing else of the family. Every
+likelihood model of every family returns the same per-example terms from `model(y, rng, train, labels)`
+(features, mean, log_sigma, kl, log_p, log_q, logdet, flow_logdet: `losses.coverage_loss`), so held-out
+bounds, sampling (`model.generate`), reconstructions and interpolations are evaluated one way for all.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+TREES = ("params", "disc_params")
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """A parameter group: the top-level `keys` of the state's `params` or `disc_params` (None: the whole
+  tree), updated by its own optimiser `tx` whose state lives in `state.opt_state[name]`."""
+  tree: str
+  tx: optax.GradientTransformation
+  keys: Optional[tuple[str, ...]] = None
+
+  def __post_init__(self):
+    if self.tree not in TREES:
+      raise ValueError(f"Group.tree must be one of {TREES}, got {self.tree!r}")
+
+  def select(self, tree: dict) -> Any:
+    return tree if self.keys is None else {k: tree[k] for k in self.keys}
+
+
+def make_optimizer(o, lr: Optional[float] = None, b1: Optional[float] = None,
+                   b2: Optional[float] = None) -> optax.GradientTransformation:
+  """The optimiser of one group from the config's `optim` section (lr, b1, b2 overridable per group):
+  optim.name (adamax | adam), the step-wise halving schedule optim.lr_halve_every, optim.grad_clip."""
+  lr = o.lr if lr is None else lr
+  b1 = o.b1 if b1 is None else b1
+  b2 = o.b2 if b2 is None else b2
+  if o.lr_halve_every:
+    lr = optax.exponential_decay(lr, o.lr_halve_every, 0.5, staircase=True)
+  opt = {"adamax": optax.adamax, "adam": optax.adam}[o.name](lr, b1=b1, b2=b2)
+  return optax.chain(optax.clip_by_global_norm(o.grad_clip), opt) if o.grad_clip > 0 else opt
+
+
+def all_finite(tree) -> jax.Array:
+  leaves = jax.tree.leaves(tree)
+  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+
+
+def apply_if_finite(tx, params, opt_state, grads, loss):
+  """One optimiser update, or none at all when the loss or a gradient is not finite."""
+  finite = jnp.isfinite(loss) & all_finite(grads)
+  updates, new_opt_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  return keep(new_params, params), keep(new_opt_state, opt_state), finite
+
+
+def group_params(state, group: Group):
+  return group.select(getattr(state, group.tree))
+
+
+def update_group(state, groups: dict[str, Group], name: str, grads, loss):
+  """`state` with group `name` updated by `grads` (of `group_params`): the one finite-update guard.
+  A non-finite loss or gradient leaves the group and its optimiser state untouched and counts one
+  skipped update. Returns (state, ok)."""
+  group = groups[name]
+  params, opt_state, ok = apply_if_finite(group.tx, group_params(state, group), state.opt_state[name],
+                                          grads, loss)
+  tree = params if group.keys is None else {**getattr(state, group.tree), **params}
+  return state.replace(**{group.tree: tree}, opt_state={**state.opt_state, name: opt_state},
+                       skipped=state.skipped + (1 - ok.astype(jnp.int32))), ok
+
+
+class Family:
+  """The interface `train.Trainer` uses. Subclasses set `model` (and their other modules) and `groups`
+  in `__init__(config, image_shape)`."""
+  model: nn.Module
+  groups: dict[str, Group]
+  sample_temperature: float = 1.0  # the temperature `Trainer.sample` uses unless told otherwise
+
+  def init(self, rng: jax.Array) -> tuple[Any, Any, Any]:
+    """(params, batch_stats, disc_params) of a fresh model; disc_params is {} without adversaries."""
+    raise NotImplementedError
+
+  def train_step(self, state, images: jax.Array, labels, rng: jax.Array, constrain):
+    """The family's update schedule for one training step on a uint8 batch: which groups update in
+    which sub-step (with `update_group`), in which phase. Returns (state, metrics); the trainer then
+    advances the step, the EMA and the skip counter's metric."""
+    raise NotImplementedError
+
+  def gradient_norms(self, state, images: jax.Array, labels, rng: jax.Array, constrain) -> dict:
+    """Extra instruments computed at logging steps only (e.g. gradient norms per loss term)."""
+    return {}
+
+  def batch_stats_of(self, params, batch_stats, images: jax.Array, labels, rng: jax.Array):
+    """Batch-norm statistics of one batch at `params`, as a training step would compute them (for
+    `Trainer.with_eval_batch_stats`). Families without batch norm keep theirs."""
+    return batch_stats
+
+  def parameter_counts(self, state) -> dict[str, int]:
+    """Parameters per part, for the log line at the start of training."""
+    count = lambda t: sum(int(x.size) for x in jax.tree.leaves(t))
+    return {"model": count(state.params), "adversaries": count(state.disc_params)}
