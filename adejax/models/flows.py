@@ -125,7 +125,8 @@ class CouplingNet(nn.Module):
     return shift, factor * jnp.tanh(raw_scale)
 
 
-def _affine(params) -> distrax.Bijector:
+def affine(params) -> distrax.Bijector:
+  """(shift, log_scale) -> the elementwise affine bijector of an affine coupling."""
   shift, log_scale = params
   return distrax.ScalarAffine(shift=shift, log_scale=log_scale)
 
@@ -162,7 +163,7 @@ class RealNVP(nn.Module):
     """The whole f_psi as one Distrax bijector (composes with distrax.Transformed / Chain)."""
     def chain(nets, shape, mask_fn):
       couplings = [distrax.MaskedCoupling(mask_fn(shape, i % 2),
-                                          functools.partial(net, train=train), _affine,
+                                          functools.partial(net, train=train), affine,
                                           event_ndims=3)
                    for i, net in enumerate(nets)]
       return distrax.Chain(couplings[::-1])  # Chain applies its last element first
