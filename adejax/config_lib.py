@@ -25,7 +25,7 @@ MODES = {
 
 
 GP_FORMS = ("two-sided", "one-sided", "r1")
-FAMILIES = ("ade",)  # adejax.families.REGISTRY
+FAMILIES = ("ade", "glow_vae")  # adejax.families.REGISTRY
 OPTIMIZERS = ("adamax", "adam")
 
 
@@ -54,7 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_split = "test"       # held-out numbers always use the test split
 
   c.model = ml_collections.ConfigDict()
-  c.model.family = "ade"           # one of FAMILIES: "ade" (papers/002, `mode` picks the Table-1 row)
+  c.model.family = "ade"           # one of FAMILIES: "ade" (papers/002, `mode` picks the Table-1 row),
+                                   # "glow_vae" (papers/003: VAE + Glow layer, config.glow_vae)
   c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
   c.model.logit_alpha = 0.05
   c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
@@ -76,6 +77,25 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.disc_width = 1.0
   c.model.num_classes = 0          # > 0: class-conditional (appendix E.1): conditional weight norm in
                                    # the VAE, projection discriminator, labels from the dataset
+
+  c.glow_vae = ml_collections.ConfigDict()  # family "glow_vae" (papers/003); model.preprocess applies
+  c.glow_vae.scales = 3            # ResNet VAE (Dai & Wipf): down-sampling stages (CIFAR-10 3, CelebA 4)
+  c.glow_vae.blocks = 1            # residual blocks per stage
+  c.glow_vae.base_width = 64       # channels of the first stage, doubling per stage
+  c.glow_vae.latent_dim = 64       # size of the latent vector z
+  c.glow_vae.decoder = "diagonal"  # "diagonal": N(g_mu(z), diag g_Sigma(z)) (section 3.1);
+                                   # "gamma": isotropic learned gamma (Dai & Wipf)
+  c.glow_vae.log_sigma_init = 0.0  # initial log std of the decoder
+  c.glow_vae.glow_depth = 32       # Glow blocks (actnorm, 1x1 conv, additive coupling); no squeeze
+  c.glow_vae.glow_width = 512      # channels of the coupling networks
+  c.glow_vae.glow_lu = False       # LU-parametrised 1x1 convolutions
+  c.glow_vae.prior = "flow"        # "flow": Real-NVP prior on z (section 3.2); "normal": N(0, I)
+  c.glow_vae.prior_layers = 16     # couplings of the prior flow
+  c.glow_vae.prior_width = 1024    # width of their two dense layers
+  c.glow_vae.schedule = "two-phase"  # "two-phase": VAE + prior, then the Glow layer alone (section
+                                   # 3.4); "joint": everything at once from step 0
+  c.glow_vae.phase1_steps = 50_000  # steps of phase 1; phase 2 runs from there to train.num_steps
+  c.glow_vae.temperature = 0.5     # sampling temperature on the Glow layer's base (section 3.5)
 
   c.loss = ml_collections.ConfigDict()
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
@@ -140,6 +160,10 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.train.image_every = c.eval.every = num_steps
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
   c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
+  g = c.glow_vae
+  g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
+  g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
+  g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
   return c
 
 
@@ -200,6 +224,17 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(o[key] is None or 0.0 <= o[key] < 1.0, f"optim.{key}", "must be in [0, 1)")
   _check(c.loss.gp_form in GP_FORMS, "loss.gp_form", f"{c.loss.gp_form!r} is not one of {list(GP_FORMS)}")
   _check(c.loss.gp_weight >= 0, "loss.gp_weight", "must be >= 0")
+  if c.model.family == "glow_vae":
+    g = c.glow_vae
+    _check(g.decoder in ("diagonal", "gamma"), "glow_vae.decoder", "must be 'diagonal' or 'gamma'")
+    _check(g.prior in ("flow", "normal"), "glow_vae.prior", "must be 'flow' or 'normal'")
+    _check(g.schedule in ("two-phase", "joint"), "glow_vae.schedule", "must be 'two-phase' or 'joint'")
+    _check(g.scales >= 1 and d.image_size % 2 ** g.scales == 0, "glow_vae.scales",
+           f"{g.scales} scales need an image size divisible by {2 ** g.scales}, got {d.image_size}")
+    _check(min(g.blocks, g.base_width, g.latent_dim, g.glow_depth, g.glow_width) >= 1
+           and g.latent_dim >= 2, "glow_vae", "blocks, widths, depth >= 1 and latent_dim >= 2")
+    _check(g.phase1_steps >= 0, "glow_vae.phase1_steps", "must be >= 0")
+    _check(m.num_classes == 0, "model.num_classes", "the glow_vae family is unconditional")
 
 
 def generator_kind(c: ml_collections.ConfigDict) -> str:

@@ -9,6 +9,7 @@ from adejax.families.base import Family, Group, all_finite, apply_if_finite, upd
 # name -> (module, class); config_lib.FAMILIES lists the same names for validation
 REGISTRY = {
     "ade": ("adejax.families.ade", "ADEFamily"),
+    "glow_vae": ("adejax.families.glow_vae", "GlowVAEFamily"),
 }
 
 
