@@ -160,6 +160,9 @@ def evaluate_run(config, workdir: str) -> dict:
                                labels=eval_data.labels[a])
     reporting.save_png(os.path.join(out_dir, "interpolations.png"),
                        lerp.reshape((-1,) + lerp.shape[2:]), ncols=lerp.shape[1])
+    for name, grid in trainer.figures(state, min(8, config.eval.num_samples)).items():
+      reporting.save_png(os.path.join(out_dir, f"{name}.png"), grid.reshape((-1,) + grid.shape[2:]),
+                         ncols=grid.shape[1])
     reporting.write_json(os.path.join(out_dir, "metrics.json"), metrics)
   print(format_table(metrics))
   return metrics

@@ -39,12 +39,12 @@ class TrainState:
   skipped: jax.Array        # updates skipped because a loss or gradient was not finite
 
 
-def train_step(state: TrainState, images: jax.Array, labels, *, family: families.Family,
-               ema_decay: float, constrain=lambda x: x):
+def train_step(state: TrainState, images: jax.Array, labels, phase: int = 0, *,
+               family: families.Family, ema_decay: float, constrain=lambda x: x):
   """One training step: the family's update schedule on a uint8 batch, then the step counter and the
   EMA. The step's randomness is fold_in(root, step), so any device count gives the same numbers."""
   rng = jax.random.fold_in(state.rng, state.step)
-  new, metrics = family.train_step(state, images, labels, rng, constrain)
+  new, metrics = family.train_step(state, images, labels, rng, constrain, phase)
   ema = (jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema_params, new.params)
          if ema_decay else state.ema_params)
   return new.replace(step=state.step + 1, ema_params=ema), {**metrics, "skipped_updates": new.skipped}
@@ -71,7 +71,8 @@ class Trainer:
     step = functools.partial(train_step, family=self.family, ema_decay=self.ema_decay,
                              constrain=constrain)
     self._step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
-                         out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+                         out_shardings=(self.replicated, self.replicated), donate_argnums=0,
+                         static_argnums=3)
     norms = lambda state, images, labels: self.family.gradient_norms(
         state, images, labels, jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1),
         constrain)
@@ -97,9 +98,14 @@ class Trainer:
       labels = np.arange(n) % self.num_classes
     return jnp.asarray(labels, jnp.int32)
 
-  def step(self, state: TrainState, images: jax.Array, labels=None):
-    """One compiled train step on a global batch (labels: a global batch too, for conditional models)."""
-    return self._step(state, images, self._labels(labels, images.shape[0]))
+  def step(self, state: TrainState, images: jax.Array, labels=None, step: int | None = None):
+    """One compiled train step on a global batch (labels: a global batch too, for conditional models).
+    `step` (= state.step, known to the loop) picks a multi-phase family's phase without reading the
+    device; without it the state's step is read."""
+    phase = 0
+    if self.family.num_phases > 1:
+      phase = self.family.phase(int(state.step) if step is None else step)
+    return self._step(state, images, self._labels(labels, images.shape[0]), phase)
 
   def gradient_norms(self, state: TrainState, images: jax.Array, labels=None) -> dict:
     """The family's logging-step instruments (`Family.gradient_norms`) on a global batch."""
@@ -187,6 +193,12 @@ class Trainer:
     y = self._sample(self.eval_params(state), state.batch_stats, n, temperature,
                      jax.random.PRNGKey(seed), self._labels(labels, n, default=True))
     return np.clip(np.asarray(jax.device_get(y)), 0.0, 1.0)
+
+  def figures(self, state: TrainState, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The family's own figures (`Family.figures`) as host arrays in [0, 1]."""
+    out = jax.jit(self.family.figures, static_argnums=3)(self.eval_params(state), state.batch_stats,
+                                                          jax.random.PRNGKey(seed), n)
+    return {k: np.clip(np.asarray(jax.device_get(v)), 0.0, 1.0) for k, v in out.items()}
 
   def _reconstruct_images(self, params, batch_stats, images, rng, labels):
     y = losses.dequantize(images, rng)
@@ -316,7 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       images, labels = next(batches)
       labels = trainer.global_batch(labels) if trainer.num_classes else None  # device copy only if used
       images = trainer.global_batch(images)
-      state, metrics = trainer.step(state, images, labels)
+      state, metrics = trainer.step(state, images, labels, step=step - 1)
       pending.append(metrics)
       writer.tick(step)
       last = step == t.num_steps

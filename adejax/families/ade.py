@@ -94,7 +94,7 @@ class ADEFamily(base.Family):
     disc_params = discriminators.init_params(self.disc, k_disc, self.image_shape, labels)
     return variables["params"], variables.get("batch_stats", {}), disc_params
 
-  def train_step(self, state, images, labels, rng, constrain):
+  def train_step(self, state, images, labels, rng, constrain, phase=0):
     """Algorithm 1 (papers/002 appendix H): discriminator update(s), then the generator update.
 
     `labels` (B,) condition a class-conditional model (appendix E.1): the real batch's likelihood is

@@ -7,8 +7,8 @@ counts its own updates). Schedule (`config.glow_vae.schedule`):
       layer is still the identity); from phase1_steps on the Glow layer alone is trained with everything
       else frozen. The first phase-2 step initialises the Glow's actnorms on its batch (data-dependent).
   "joint": actnorm initialisation on the first batch, then both groups on every step.
-The phase is a function of the step, so a resumed run continues in the right phase, and both phases
-are branches of one compiled step.
+The phase is a function of the step, so a resumed run continues in the right phase; each phase is
+compiled once (`Family.phase`).
 """
 from __future__ import annotations
 
@@ -70,31 +70,32 @@ class GlowVAEFamily(base.Family):
     return state, {**metrics, "generator_loss": loss}
 
   def _initialise_actnorm(self, state, y):
-    """At the boundary step, the Glow's actnorms from this batch (data-dependent initialisation)."""
-    def init(params):
-      new = self.model.apply({"params": params}, y, method="glow_data_init")
-      return {**params, "glow": {**params["glow"], **new}}
-    params = jax.lax.cond(state.step == self.boundary, init, lambda p: p, state.params)
-    return state.replace(params=params)
+    """The Glow's actnorms from this batch (data-dependent initialisation)."""
+    new = self.model.apply({"params": state.params}, y, method="glow_data_init")
+    return state.replace(params={**state.params, "glow": {**state.params["glow"], **new}})
 
-  def train_step(self, state, images, labels, rng, constrain):
+  num_phases = 3  # 0: phase 1; 1: the first step of phase 2 (actnorm initialisation); 2: phase 2
+
+  def phase(self, step: int) -> int:
+    return 0 if step < self.boundary else 1 if step == self.boundary else 2
+
+  def train_step(self, state, images, labels, rng, constrain, phase):
     del labels, constrain
     deq_rng, rng = jax.random.split(rng)
     y = losses.dequantize(images, deq_rng)
-
-    def phase2(state):
-      state = self._initialise_actnorm(state, y)
-      names = ("vae", "glow") if self.joint else ("glow",)
-      state, metrics = self._update(state, names, y, rng, glow_on=True)
-      return state, {**metrics, "phase": jnp.float32(2.0)}
-
-    def phase1(state):
+    if phase == 0:  # the VAE and its prior; the Glow layer is still the identity: leave it out
       state, metrics = self._update(state, ("vae",), y, rng, glow_on=False)
       return state, {**metrics, "phase": jnp.float32(1.0)}
+    if phase == 1:
+      state = self._initialise_actnorm(state, y)
+    state, metrics = self._update(state, ("vae", "glow") if self.joint else ("glow",), y, rng,
+                                  glow_on=True)
+    return state, {**metrics, "phase": jnp.float32(2.0)}
 
-    if self.joint or self.boundary == 0:
-      return phase2(state)
-    return jax.lax.cond(state.step < self.boundary, phase1, phase2, state)
+  def figures(self, params, batch_stats, rng, n):
+    """papers/003 Figure 4: each z's underlying-VAE mean, then three samples through the Glow layer."""
+    return {"glow_before_after": self.model.apply({"params": params}, rng, n, self.sample_temperature,
+                                                  method="before_after")}
 
   def parameter_counts(self, state) -> dict[str, int]:
     count = lambda t: sum(int(x.size) for x in jax.tree.leaves(t))

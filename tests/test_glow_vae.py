@@ -1,0 +1,172 @@
+"""The glow_vae family (papers/003) on the family-agnostic training system: each phase's step, what each
+phase freezes, actnorm initialisation at the boundary, temperature sampling, resume across the phase
+boundary, 1 vs 4 devices, one compilation per phase, and learning on real Fashion-MNIST."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adejax import checkpointing, config_lib, evaluate, train
+from configs import cifar_glow_vae, fmnist_glow_vae
+
+from tests.test_train import SHAPE, images, tree_max_diff
+
+TINY = (16, 16, 1)
+
+
+def tiny(num_steps=4, phase1=2, **glow_overrides):
+  c = fmnist_glow_vae.get_config("tiny")
+  c.train.num_steps, c.glow_vae.phase1_steps = num_steps, phase1
+  for k, v in glow_overrides.items():
+    c.glow_vae[k] = v
+  config_lib.validate(c)
+  return c
+
+
+def steps(trainer, state, n, seed=0):
+  out = []
+  for i in range(n):
+    state, m = trainer.step(state, trainer.global_batch(images(seed=seed + i)))
+    out.append(jax.device_get(m))
+  return state, out
+
+
+def test_each_phase_updates_only_its_groups_and_actnorm_starts_from_data():
+  trainer = train.Trainer(tiny(), SHAPE)
+  init = jax.device_get(trainer.init_state(0))
+  s1, m1 = steps(trainer, trainer.init_state(0), 2)  # phase 1
+  assert [m["phase"] for m in m1] == [1.0, 1.0] and all(np.isfinite(m["bpd"]) for m in m1)
+  assert tree_max_diff(s1.params["vae"], init.params["vae"]) > 0
+  assert tree_max_diff(s1.params["flow_prior"], init.params["flow_prior"]) > 0
+  assert tree_max_diff(s1.params["glow"], init.params["glow"]) == 0.0
+  before = jax.device_get(s1)
+  s2, m2 = steps(trainer, s1, 2, seed=2)  # phase 2: the Glow layer alone
+  assert [m["phase"] for m in m2] == [2.0, 2.0] and all(np.isfinite(m["bpd"]) for m in m2)
+  for key in ("vae", "flow_prior"):
+    for a, b in zip(jax.tree.leaves(before.params[key]), jax.tree.leaves(jax.device_get(s2.params[key]))):
+      np.testing.assert_array_equal(a, b)  # bit-identical
+  assert tree_max_diff(s2.params["glow"], before.params["glow"]) > 0
+  # the boundary step initialised the actnorms from its batch: no longer the identity's 0 / 0
+  assert float(jnp.max(jnp.abs(s2.params["glow"]["actnorms_0"]["log_scale"]))) > 0.1
+  assert m2[0]["flow_logdet_bpd"] != 0.0 and m1[-1]["flow_logdet_bpd"] == 0.0
+  assert trainer._step._cache_size() == 3  # phase 1, the boundary step, phase 2: once each
+  _, _ = steps(trainer, s2, 2, seed=4)
+  assert trainer._step._cache_size() == 3
+
+
+def test_joint_schedule_updates_everything_from_the_first_step():
+  trainer = train.Trainer(tiny(schedule="joint"), SHAPE)
+  init = jax.device_get(trainer.init_state(0))
+  state, m = steps(trainer, trainer.init_state(0), 2)
+  assert [x["phase"] for x in m] == [2.0, 2.0]
+  for key in ("vae", "flow_prior", "glow"):
+    assert tree_max_diff(state.params[key], init.params[key]) > 0, key
+
+
+def test_temperature_zero_sampling_is_deterministic_given_z():
+  trainer = train.Trainer(tiny(), SHAPE)
+  state, _ = steps(trainer, trainer.init_state(0), 3)  # past the boundary: a non-identity Glow
+  z = jax.random.normal(jax.random.key(0), (4, trainer.config.glow_vae.latent_dim))
+  decode = lambda rng, t: trainer.model.apply({"params": state.params}, z, rng, t, method="decode_z")
+  a, b = decode(jax.random.key(1), 0.0), decode(jax.random.key(2), 0.0)
+  np.testing.assert_array_equal(a, b)
+  assert float(jnp.max(jnp.abs(decode(jax.random.key(1), 0.5) - decode(jax.random.key(2), 0.5)))) > 1e-4
+  grid = trainer.figures(state, 3)["glow_before_after"]
+  assert grid.shape == (3, 4) + SHAPE
+
+
+def test_flow_prior_log_prob_is_a_density_with_exact_log_det():
+  from adejax.models import glow_vae
+
+  prior = glow_vae.FlowPrior(3, num_layers=3, width=8)
+  z = jax.random.normal(jax.random.key(0), (5, 3))
+  v = prior.init(jax.random.key(1), z, method="log_prob")
+  v = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape), v)
+  h = lambda x: prior.apply(v, x[None], method=lambda m, x: m.bijector().forward(x))[0]
+  for i in range(5):
+    _, logabs = jnp.linalg.slogdet(jax.jacfwd(h)(z[i]))
+    u = h(z[i])
+    expected = -0.5 * jnp.sum(u ** 2) - 1.5 * np.log(2 * np.pi) + logabs
+    np.testing.assert_allclose(prior.apply(v, z[i:i + 1], method="log_prob")[0], expected, rtol=1e-5,
+                               atol=1e-5)
+  back = prior.apply(v, jax.vmap(h)(z), method=lambda m, u: m.bijector().inverse(u))
+  np.testing.assert_allclose(back, z, atol=1e-5)
+
+
+def test_one_and_four_devices_agree():
+  one = train.Trainer(tiny(), SHAPE, devices=jax.devices()[:1])
+  four = train.Trainer(tiny(), SHAPE, devices=jax.devices()[:4])
+  s1, m1 = steps(one, one.init_state(0), 3)
+  s4, m4 = steps(four, four.init_state(0), 3)
+  for a, b in zip(m1, m4):
+    for k in a:
+      np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=2e-4, err_msg=k)
+  a, b = (np.concatenate([x.ravel() for x in jax.tree.leaves(jax.device_get(s.params))]) for s in (s1, s4))
+  assert np.mean(np.abs(a - b) > 1e-4) < 5e-3
+
+
+def test_resume_across_the_phase_boundary_equals_a_straight_run(tmp_path):
+  from tests.test_input_pipeline import make_idx_dir
+
+  (tmp_path / "idx").mkdir()
+  make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
+
+  def config(n):
+    c = tiny(num_steps=n, phase1=2)
+    c.data.idx_dir = str(tmp_path / "idx")
+    return c
+
+  straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  train.train_and_evaluate(config(4), straight)
+  train.train_and_evaluate(config(2), resumed)  # "killed" at the boundary: step 2 is phase 2's first
+  metrics = train.train_and_evaluate(config(4), resumed)
+
+  def restore(workdir):
+    trainer = train.Trainer(config(4), TINY)
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    state = ckpt.restore_latest(trainer.init_state(0))
+    ckpt.close()
+    return state
+
+  a, b = restore(straight), restore(resumed)
+  assert int(a.step) == int(b.step) == 4
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert np.isfinite(metrics["bpd_elbo"]) and "flow_logdet_bpd" in metrics
+  # the evaluation command writes papers/003's before/after figure
+  c = config_lib.load_run_config(resumed)
+  evaluate.apply_overrides(c, ["eval.iwae_samples=2", "eval.num_fid_samples=0"])
+  out = evaluate.evaluate_run(c, resumed)
+  assert out["bpd_iwae"] <= out["bpd_elbo"] + 0.05
+  assert os.path.exists(os.path.join(resumed, "eval", "glow_before_after.png"))
+
+
+def test_paper_configs_validate_and_tiny_builds():
+  for module in (cifar_glow_vae,):
+    c = module.get_config()
+    config_lib.validate(c)
+    assert c.glow_vae.glow_depth == 32 and c.glow_vae.prior_layers == 16 and c.optim.lr == 1e-4
+  from configs import celeba_glow_vae
+  c = celeba_glow_vae.get_config()
+  config_lib.validate(c)
+  assert c.glow_vae.scales == 4 and c.data.image_size == 64
+
+
+@pytest.mark.slow
+def test_both_phases_lower_the_bound_on_fashion_mnist(fashion_mnist_dir):
+  from adejax import input_pipeline
+
+  c = fmnist_glow_vae.get_config()
+  c.glow_vae.phase1_steps = 30
+  data = input_pipeline.load_split(c.data, "train", limit=4096)
+  trainer = train.Trainer(c, data.images.shape[1:])
+  order = input_pipeline.BatchOrder(len(data), c.train.batch_size, c.seed)
+  state, bpd = trainer.init_state(c.seed), []
+  for step, (batch, _) in zip(range(50), input_pipeline.train_batches(data, order, 0)):
+    state, metrics = trainer.step(state, trainer.global_batch(batch), step=step)
+    bpd.append(float(metrics["bpd"]))
+  assert np.mean(bpd[25:30]) < np.mean(bpd[:5]) - 1.0  # phase 1: the VAE learns
+  assert np.mean(bpd[45:50]) < np.mean(bpd[30:35])  # phase 2: the Glow layer lowers the bound further
+  assert int(state.skipped) == 0
