@@ -89,12 +89,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.glow_vae.glow_depth = 32       # Glow blocks (actnorm, 1x1 conv, additive coupling); no squeeze
   c.glow_vae.glow_width = 512      # channels of the coupling networks
   c.glow_vae.glow_lu = False       # LU-parametrised 1x1 convolutions
-  c.glow_vae.prior = "flow"        # "flow": Real-NVP prior on z (section 3.2); "normal": N(0, I)
+  c.glow_vae.prior = "flow"        # "flow": Real-NVP prior on z (section 3.2); "normal": N(0, I);
+                                   # "two_stage": a second-stage VAE on z (Dai & Wipf; Table 1 baseline)
   c.glow_vae.prior_layers = 16     # couplings of the prior flow
   c.glow_vae.prior_width = 1024    # width of their two dense layers
   c.glow_vae.schedule = "two-phase"  # "two-phase": VAE + prior, then the Glow layer alone (section
                                    # 3.4); "joint": everything at once from step 0
   c.glow_vae.phase1_steps = 50_000  # steps of phase 1; phase 2 runs from there to train.num_steps
+  c.glow_vae.stage2_steps = 0      # prior "two_stage": its training steps, after phase 1
   c.glow_vae.temperature = 0.5     # sampling temperature on the Glow layer's base (section 3.5)
 
   c.loss = ml_collections.ConfigDict()
@@ -164,6 +166,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
   g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
   g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
+  g.stage2_steps = min(g.stage2_steps, 1)
   return c
 
 
@@ -227,7 +230,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.model.family == "glow_vae":
     g = c.glow_vae
     _check(g.decoder in ("diagonal", "gamma"), "glow_vae.decoder", "must be 'diagonal' or 'gamma'")
-    _check(g.prior in ("flow", "normal"), "glow_vae.prior", "must be 'flow' or 'normal'")
+    _check(g.prior in ("flow", "normal", "two_stage"), "glow_vae.prior",
+           "must be 'flow', 'normal' or 'two_stage'")
+    _check(g.prior != "two_stage" or (g.schedule == "two-phase" and g.stage2_steps >= 1),
+           "glow_vae.stage2_steps", "a two-stage prior trains after phase 1: schedule 'two-phase' and "
+           "stage2_steps >= 1")
     _check(g.schedule in ("two-phase", "joint"), "glow_vae.schedule", "must be 'two-phase' or 'joint'")
     _check(g.scales >= 1 and d.image_size % 2 ** g.scales == 0, "glow_vae.scales",
            f"{g.scales} scales need an image size divisible by {2 ** g.scales}, got {d.image_size}")

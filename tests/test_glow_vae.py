@@ -39,12 +39,12 @@ def test_each_phase_updates_only_its_groups_and_actnorm_starts_from_data():
   s1, m1 = steps(trainer, trainer.init_state(0), 2)  # phase 1
   assert [m["phase"] for m in m1] == [1.0, 1.0] and all(np.isfinite(m["bpd"]) for m in m1)
   assert tree_max_diff(s1.params["vae"], init.params["vae"]) > 0
-  assert tree_max_diff(s1.params["flow_prior"], init.params["flow_prior"]) > 0
+  assert tree_max_diff(s1.params["latent_prior"], init.params["latent_prior"]) > 0
   assert tree_max_diff(s1.params["glow"], init.params["glow"]) == 0.0
   before = jax.device_get(s1)
   s2, m2 = steps(trainer, s1, 2, seed=2)  # phase 2: the Glow layer alone
   assert [m["phase"] for m in m2] == [2.0, 2.0] and all(np.isfinite(m["bpd"]) for m in m2)
-  for key in ("vae", "flow_prior"):
+  for key in ("vae", "latent_prior"):
     for a, b in zip(jax.tree.leaves(before.params[key]), jax.tree.leaves(jax.device_get(s2.params[key]))):
       np.testing.assert_array_equal(a, b)  # bit-identical
   assert tree_max_diff(s2.params["glow"], before.params["glow"]) > 0
@@ -61,8 +61,25 @@ def test_joint_schedule_updates_everything_from_the_first_step():
   init = jax.device_get(trainer.init_state(0))
   state, m = steps(trainer, trainer.init_state(0), 2)
   assert [x["phase"] for x in m] == [2.0, 2.0]
-  for key in ("vae", "flow_prior", "glow"):
+  for key in ("vae", "latent_prior", "glow"):
     assert tree_max_diff(state.params[key], init.params[key]) > 0, key
+
+
+def test_two_stage_prior_trains_on_the_frozen_first_stage_then_the_glow():
+  c = tiny(num_steps=5, phase1=2, prior="two_stage", stage2_steps=2)
+  trainer = train.Trainer(c, SHAPE)
+  s, m = steps(trainer, trainer.init_state(0), 2)  # stage 1: the VAE with N(0, I)
+  assert tree_max_diff(s.params["latent_prior"], jax.device_get(trainer.init_state(0)).params["latent_prior"]) == 0.0
+  before = jax.device_get(s)
+  s, m2 = steps(trainer, s, 2, seed=2)  # stage 2 on the codes
+  assert [x["phase"] for x in m2] == [1.5, 1.5] and np.isfinite(m2[-1]["stage2_bpd"])
+  assert tree_max_diff(s.params["latent_prior"], before.params["latent_prior"]) > 0
+  assert tree_max_diff(s.params["vae"], before.params["vae"]) == 0.0
+  assert tree_max_diff(s.params["glow"], before.params["glow"]) == 0.0
+  s, m3 = steps(trainer, s, 1, seed=4)
+  assert m3[0]["phase"] == 2.0 and np.isfinite(m3[0]["bpd"])
+  samples = trainer.sample(s, 4)
+  assert samples.shape == (4,) + SHAPE and np.all(np.isfinite(samples))
 
 
 def test_temperature_zero_sampling_is_deterministic_given_z():

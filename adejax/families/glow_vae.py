@@ -1,16 +1,21 @@
 """The VAE with a Glow decoder (papers/003): parameter groups and the two-phase schedule.
 
-Groups: "vae" (the ResNet VAE and its prior flow) and "glow" (the Glow layer), each with an optimiser
+Groups: "vae" (the ResNet VAE), "prior" (its prior flow, or a second-stage VAE) and "glow" (the Glow
+layer), each with an optimiser
 from `config.optim` (the paper: lr 1e-4, halved every N steps: optim.lr_halve_every; a group's schedule
 counts its own updates). Schedule (`config.glow_vae.schedule`):
   "two-phase" (section 3.4): steps < phase1_steps train the VAE and its prior on the images (the Glow
       layer is still the identity); from phase1_steps on the Glow layer alone is trained with everything
       else frozen. The first phase-2 step initialises the Glow's actnorms on its batch (data-dependent).
+      With prior "two_stage" (Dai & Wipf, the baseline of papers/003 Table 1) phase 1 trains the VAE
+      with N(0, I) and the second-stage VAE then trains for stage2_steps on its frozen codes.
   "joint": actnorm initialisation on the first batch, then both groups on every step.
 The phase is a function of the step, so a resumed run continues in the right phase; each phase is
 compiled once (`Family.phase`).
 """
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -38,19 +43,23 @@ class GlowVAEFamily(base.Family):
     self.image_shape = tuple(image_shape)
     self.model = build_model(config, self.image_shape)
     self.joint = g.schedule == "joint"
-    self.boundary = 0 if self.joint else int(g.phase1_steps)
+    self.prior = g.prior
+    self.stage2_end = 0 if self.joint else int(g.phase1_steps) + (
+        int(g.stage2_steps) if g.prior == "two_stage" else 0)
+    self.phase1_end = 0 if self.joint else int(g.phase1_steps)
     self.sample_temperature = float(g.temperature)
-    vae_keys = ("vae", "flow_prior") if g.prior == "flow" else ("vae",)
-    self.groups = {"vae": base.Group("params", base.make_optimizer(config.optim), vae_keys),
+    self.groups = {"vae": base.Group("params", base.make_optimizer(config.optim), ("vae",)),
                    "glow": base.Group("params", base.make_optimizer(config.optim), ("glow",))}
+    if g.prior != "normal":
+      self.groups["prior"] = base.Group("params", base.make_optimizer(config.optim), ("latent_prior",))
 
   def init(self, rng):
     k_model, k_z = jax.random.split(rng)
     y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)
     return self.model.init(k_model, y, k_z)["params"], {}, {}
 
-  def _loss(self, params, y, rng, glow_on: bool):
-    out = self.model.apply({"params": params}, y, rng, glow=glow_on)
+  def _loss(self, params, y, rng, glow_on: bool, learned_prior: bool):
+    out = self.model.apply({"params": params}, y, rng, glow=glow_on, learned_prior=learned_prior)
     per_example, terms = losses.coverage_loss(out)
     d = y[0].size
     metrics = {"coverage_loss": jnp.mean(per_example), "bpd": jnp.mean(losses.bits_per_dim(per_example, d)),
@@ -59,11 +68,11 @@ class GlowVAEFamily(base.Family):
                "sigma": jnp.mean(jnp.exp(out["log_sigma"]))}
     return jnp.mean(per_example), metrics
 
-  def _update(self, state, names, y, rng, glow_on: bool):
-    """One likelihood update of the groups `names` (the others frozen)."""
+  def _update(self, state, names, loss_fn):
+    """One update of the groups `names` (the others frozen) by loss_fn(params) -> (loss, metrics)."""
     sub = {k: v for n in names for k, v in base.group_params(state, self.groups[n]).items()}
-    loss_fn = lambda p: self._loss({**state.params, **p}, y, rng, glow_on)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub)
+    (loss, metrics), grads = jax.value_and_grad(lambda p: loss_fn({**state.params, **p}),
+                                                has_aux=True)(sub)
     for n in names:
       state, _ = base.update_group(state, self.groups, n, {k: grads[k] for k in self.groups[n].keys},
                                    loss)
@@ -74,22 +83,37 @@ class GlowVAEFamily(base.Family):
     new = self.model.apply({"params": state.params}, y, method="glow_data_init")
     return state.replace(params={**state.params, "glow": {**state.params["glow"], **new}})
 
-  num_phases = 3  # 0: phase 1; 1: the first step of phase 2 (actnorm initialisation); 2: phase 2
+  # Phases, each compiled once: "vae" (the VAE, with its prior unless that is a second stage),
+  # "stage2" (a two-stage prior on the frozen first stage's codes), "glow_init" (the first step of the
+  # Glow phase: actnorm initialisation), "glow" (the Glow layer alone; everything in "joint").
+  num_phases = 4
 
-  def phase(self, step: int) -> int:
-    return 0 if step < self.boundary else 1 if step == self.boundary else 2
+  def phase(self, step: int) -> str:
+    if step < self.phase1_end:
+      return "vae"
+    if step < self.stage2_end:
+      return "stage2"
+    return "glow_init" if step == self.stage2_end else "glow"
 
   def train_step(self, state, images, labels, rng, constrain, phase):
     del labels, constrain
     deq_rng, rng = jax.random.split(rng)
     y = losses.dequantize(images, deq_rng)
-    if phase == 0:  # the VAE and its prior; the Glow layer is still the identity: leave it out
-      state, metrics = self._update(state, ("vae",), y, rng, glow_on=False)
+    if phase == "vae":  # the Glow layer is still the identity: leave it out
+      flow_prior = self.prior == "flow"
+      state, metrics = self._update(state, ("vae", "prior") if flow_prior else ("vae",),
+                                    lambda p: self._loss(p, y, rng, False, flow_prior))
       return state, {**metrics, "phase": jnp.float32(1.0)}
-    if phase == 1:
+    if phase == "stage2":
+      def stage2(p):
+        nll = jnp.mean(self.model.apply({"params": p}, y, rng, method="stage2_loss"))
+        return nll, {"stage2_bpd": nll / (y[0].size * math.log(2.0))}
+      state, metrics = self._update(state, ("prior",), stage2)
+      return state, {**metrics, "phase": jnp.float32(1.5)}
+    if phase == "glow_init":
       state = self._initialise_actnorm(state, y)
-    state, metrics = self._update(state, ("vae", "glow") if self.joint else ("glow",), y, rng,
-                                  glow_on=True)
+    state, metrics = self._update(state, tuple(self.groups) if self.joint else ("glow",),
+                                  lambda p: self._loss(p, y, rng, True, True))
     return state, {**metrics, "phase": jnp.float32(2.0)}
 
   def figures(self, params, batch_stats, rng, n):

@@ -28,7 +28,7 @@ import numpy as np
 from adejax.models import flows, gaussian, glow, layers
 
 DECODERS = ("diagonal", "gamma")
-PRIORS = ("flow", "normal")
+PRIORS = ("flow", "normal", "two_stage")
 
 
 class ResNetVAE(nn.Module):
@@ -125,6 +125,44 @@ class FlowPrior(nn.Module):
     return self.bijector().inverse(temperature * jax.random.normal(rng, (n, self.dim)))
 
 
+class TwoStagePrior(nn.Module):
+  """The second-stage VAE of Dai & Wipf (2019), the baseline of papers/003 Table 1: a VAE on the
+  first stage's latent codes z, with a latent u of the same size, dense encoder and decoder of
+  `num_layers` ReLU layers of `width`, and a learned isotropic gamma. log p(z) is replaced by its ELBO
+  (a lower bound, so the model's bound on -log p(x) stays an upper bound); samples are z = the
+  decoder's mean at u ~ N(0, I)."""
+  dim: int
+  num_layers: int = 3
+  width: int = 1024
+
+  def setup(self):
+    self.enc = [nn.Dense(self.width) for _ in range(self.num_layers)]
+    self.enc_out = nn.Dense(2 * self.dim, kernel_init=nn.initializers.zeros)
+    self.dec = [nn.Dense(self.width) for _ in range(self.num_layers)]
+    self.dec_out = nn.Dense(self.dim)
+    self.log_gamma = self.param("log_gamma", nn.initializers.zeros, ())
+
+  def _mlp(self, layers_, x):
+    for layer in layers_:
+      x = nn.relu(layer(x))
+    return x
+
+  def decode(self, u):
+    return self.dec_out(self._mlp(self.dec, u))
+
+  def log_prob(self, z, rng=None):
+    """The single-sample ELBO of z under the second-stage VAE (a lower bound on its log-density)."""
+    mean, log_std = jnp.split(self.enc_out(self._mlp(self.enc, z)), 2, axis=-1)
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    u = mean + jnp.exp(log_std) * jax.random.normal(rng, mean.shape, mean.dtype)
+    zeros = jnp.zeros_like(mean)
+    rec = gaussian.log_prob(z, self.decode(u), jnp.broadcast_to(self.log_gamma, z.shape))
+    return rec - gaussian.kl(mean, log_std, zeros, zeros)
+
+  def sample(self, rng, n: int, temperature: float = 1.0):
+    return self.decode(temperature * jax.random.normal(rng, (n, self.dim)))
+
+
 class GlowVAEModel(nn.Module):
   image_shape: tuple[int, int, int]
   preprocess: str = "logit"
@@ -148,32 +186,38 @@ class GlowVAEModel(nn.Module):
     self.vae = ResNetVAE(self.image_shape, self.scales, self.blocks, self.base_width, self.latent_dim,
                          self.decoder, self.log_sigma_init)
     self.glow = glow.Glow(self.image_shape, self.glow_depth, self.glow_width, self.glow_lu)
-    self.flow_prior = (FlowPrior(self.latent_dim, self.prior_layers, self.prior_width)
-                       if self.prior == "flow" else None)
+    self.latent_prior = {"flow": lambda: FlowPrior(self.latent_dim, self.prior_layers, self.prior_width),
+                          "two_stage": lambda: TwoStagePrior(self.latent_dim, 3, self.prior_width),
+                          "normal": lambda: None}[self.prior]()
 
   def _preprocess(self):
     return flows.preprocess_bijector(self.preprocess, self.logit_alpha)
 
-  def _log_prior(self, z):
-    if self.flow_prior is None:
+  def _log_prior(self, z, rng, learned: bool):
+    if self.latent_prior is None or not learned:
       return gaussian.log_prob(z, jnp.zeros_like(z), jnp.zeros_like(z))
-    return self.flow_prior.log_prob(z)
+    if self.prior == "two_stage":
+      return self.latent_prior.log_prob(z, rng)
+    return self.latent_prior.log_prob(z)
 
   def _prior_sample(self, rng, n):
-    if self.flow_prior is None:
+    if self.latent_prior is None:
       return jax.random.normal(rng, (n, self.latent_dim))
-    return self.flow_prior.sample(rng, n)
+    return self.latent_prior.sample(rng, n)
 
-  def __call__(self, y: jax.Array, rng: jax.Array, train: bool = True, labels=None, glow: bool = True):
+  def __call__(self, y: jax.Array, rng: jax.Array, train: bool = True, labels=None, glow: bool = True,
+               learned_prior: bool = True):
     """The likelihood terms of y per example. `glow=False` leaves the Glow layer out (phase 1 trains
-    the VAE alone: the fresh layer is the identity, so this is the same density, computed faster)."""
+    the VAE alone: the fresh layer is the identity, so this is the same density, computed faster).
+    `learned_prior=False` uses N(0, I) for p(z) (the first stage of a two-stage VAE)."""
     del train, labels  # no batch norm; unconditional
     s, logdet = self._preprocess().forward_and_log_det(y)
     f, glow_logdet = self.glow.forward_and_log_det(s) if glow else (s, jnp.zeros_like(logdet))
     mean, log_std = self.vae.encode(s)
-    z = mean + jnp.exp(log_std) * jax.random.normal(rng, mean.shape, mean.dtype)
-    log_q, log_p = gaussian.log_prob(z, mean, log_std), self._log_prior(z)
-    if self.flow_prior is None:
+    z_rng, prior_rng = jax.random.split(rng)
+    z = mean + jnp.exp(log_std) * jax.random.normal(z_rng, mean.shape, mean.dtype)
+    log_q, log_p = gaussian.log_prob(z, mean, log_std), self._log_prior(z, prior_rng, learned_prior)
+    if self.latent_prior is None or not learned_prior:
       zeros = jnp.zeros_like(mean)
       kl = gaussian.kl(mean, log_std, zeros, zeros)
     else:
@@ -207,6 +251,13 @@ class GlowVAEModel(nn.Module):
     before = self._preprocess().inverse(self.vae.decode(z)[0])
     after = [self.decode_z(z, k, temperature) for k in jax.random.split(eps_rng, columns)]
     return jnp.stack([before] + after, axis=1)
+
+  def stage2_loss(self, y: jax.Array, rng: jax.Array) -> jax.Array:
+    """-ELBO of the second-stage VAE per example on codes z ~ q(z | x) of the (frozen) first stage."""
+    mean, log_std = jax.lax.stop_gradient(self.vae.encode(self._preprocess().forward(y)))
+    z_rng, prior_rng = jax.random.split(rng)
+    z = mean + jnp.exp(log_std) * jax.random.normal(z_rng, mean.shape, mean.dtype)
+    return -self.latent_prior.log_prob(z, prior_rng)
 
   def glow_data_init(self, y: jax.Array) -> dict:
     """The Glow layer's actnorm parameters from a data-dependent initialisation on batch y."""
