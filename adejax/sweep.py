@@ -69,6 +69,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   if scale == "full":
     return config
   c = config
+  full_steps = c.train.num_steps
   c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 28, "pad"
   c.data.stream, c.data.train_split, c.data.eval_split = False, "train", "test"
   c.model.width *= 0.25
@@ -80,6 +81,13 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   c.ckpt.every = 200
   if c.loss.adv_start_step:
     c.loss.adv_start_step = c.train.num_steps // 2
+  if c.model.family == "glow_vae":  # the same structure, narrow; each phase keeps its share of steps
+    g = c.glow_vae
+    g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 16, 32
+    g.prior_layers, g.prior_width, g.glow_depth, g.glow_width = 4, 256, 8, 32
+    g.phase1_steps = int(round(g.phase1_steps * c.train.num_steps / full_steps))
+    g.stage2_steps = int(round(g.stage2_steps * c.train.num_steps / full_steps))
+    c.optim.lr, c.optim.lr_halve_every = 1e-3, 0
   if scale == "tiny":
     config_lib.make_tiny(c, num_steps=2)
     c.data.image_size, c.data.resize = 16, "resize"
@@ -108,6 +116,50 @@ def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, r
   c.model.num_classes = num_classes
   c.train.batch_size = 64 if image_size <= 32 else 32
   c.train.num_steps, c.eval.every, c.ckpt.every = 500_000, 10_000, 5_000
+  return c
+
+
+GLOW_VAE_EPOCH_STEPS = {"cifar10": 50_000 // 64, "celeb_a": 162_770 // 64, "fashion_mnist": 60_000 // 64}
+
+
+def glow_vae_paper_config(dataset: str = "cifar10", image_size: int = 32,
+                          scales: int = 3) -> ml_collections.ConfigDict:
+  """papers/003's model and schedule (section 4.2): the ResNet VAE of Dai & Wipf with `scales` stages
+  (CIFAR-10 3, CelebA 4) and a diagonal decoder, a prior flow of 16 couplings of two dense layers of
+  width 1024, a Glow layer of depth 32 without squeeze or split; the VAE and prior for 1000 epochs, then
+  the Glow layer for 1000 epochs; lr 1e-4 halved every 250 epochs; temperature 0.5. Not given in the
+  paper, chosen here: Adam (0.9, 0.999), batch 64, latent size 64, base width 64, coupling width 512."""
+  c = config_lib.base_config()
+  c.model.family = "glow_vae"
+  c.data.dataset, c.data.image_size, c.data.resize = dataset, image_size, "resize"
+  g = c.glow_vae
+  g.scales, g.blocks, g.base_width, g.latent_dim = scales, 1, 64, 64
+  g.decoder, g.prior, g.prior_layers, g.prior_width = "diagonal", "flow", 16, 1024
+  g.glow_depth, g.glow_width, g.schedule, g.temperature = 32, 512, "two-phase", 0.5
+  epoch = GLOW_VAE_EPOCH_STEPS.get(dataset, 50_000 // 64)
+  g.phase1_steps = 1000 * epoch
+  c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2 = "adam", 1e-4, 0.9, 0.999
+  c.optim.lr_halve_every = 250 * epoch
+  c.train.batch_size, c.train.num_steps = 64, 2000 * epoch
+  c.train.log_every, c.train.image_every = 500, 20_000
+  c.eval.every, c.ckpt.every = 50_000, 10_000
+  return c
+
+
+def glow_vae_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """papers/003's rows: "full" (the model above); "flow_prior" and "two_stage" (Table 1: the VAE with a
+  learned-gamma decoder and no Glow layer, with the flow prior or Dai & Wipf's second-stage VAE; the
+  two-stage run gives 30% of its steps to the second stage)."""
+  g, n = c.glow_vae, c.train.num_steps
+  if variant == "full":
+    return c
+  g.decoder = "gamma"
+  if variant == "flow_prior":
+    g.prior, g.phase1_steps = "flow", n
+  elif variant == "two_stage":
+    g.prior, g.phase1_steps, g.stage2_steps = "two_stage", n - int(0.3 * n), int(0.3 * n)
+  else:
+    raise config_lib.ConfigError(f"glow_vae variant must be full, flow_prior or two_stage, got {variant!r}")
   return c
 
 
@@ -143,12 +195,13 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   for m in members:
     path = os.path.join(workdir, m.name, "done.json")
     ours = json.load(open(path)) if os.path.exists(path) else {}
-    if m.bpd_from or m.config.mode == "gan":  # a GAN's own ELBO (untrained encoder) means nothing
+    if m.bpd_from or (m.config.model.family == "ade" and m.config.mode == "gan"):  # a GAN's own ELBO (untrained encoder) means nothing
       ours = {k: v for k, v in ours.items() if k not in ("bpd_elbo", "bpd_iwae")}
       other = os.path.join(workdir, m.bpd_from, "done.json")
       if m.bpd_from and os.path.exists(other):  # the bound of its BPD-for-a-GAN run
         ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
-    rows.append({"member": m.name, "mode": m.config.mode, **ours,
+    mode = m.config.mode if m.config.model.family == "ade" else m.config.model.family
+    rows.append({"member": m.name, "mode": mode, **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
           "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",

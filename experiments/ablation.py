@@ -6,7 +6,9 @@
 All members share the section 5.1 architecture (SNGAN-shaped generator, mirrored encoder, conv
 discriminator). Models with f_psi get a narrower generator so that their total parameter count matches
 the VAE's (the paper's "-1.4%"); `generator_params` in the results shows both counts.
-The GAN has no inference network of its own, so its row's bits/dim comes from `gan_bpd`: the GAN's
+The last row, `glow-vae`, is papers/003's model (VAE + Glow layer, two phases) at the same scale and
+step budget, so the two systems are compared under one evaluation (its paper numbers are its own
+CIFAR-10 Table 2). The GAN has no inference network of its own, so its row's bits/dim comes from `gan_bpd`: the GAN's
 generator frozen, an encoder and sigma trained around it (section 5, the paper's approximate [7.0]).
 """
 from adejax import config_lib, sweep
@@ -36,4 +38,7 @@ def get_experiment(scale: str):
       bpd.train.num_steps = max(2, config.train.num_steps // 2)
       bpd.eval.num_fid_samples = 0  # same generator as `gan`: only its bits/dim is new
       members.append(sweep.Member("gan_bpd", bpd, {"bpd": PAPER["gan"]["bpd"]}))
+  # papers/003's VAE with a Glow decoder beside them, at the same scale (its paper's CIFAR-10 numbers)
+  glow = sweep.apply_scale(sweep.glow_vae_paper_config("cifar10", 32, 3), scale)
+  members.append(sweep.Member("glow-vae", glow, {"bpd": 3.17, "fid": 42.14}))
   return members
