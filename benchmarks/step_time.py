@@ -20,12 +20,15 @@ flags.DEFINE_list("modes", ["vae", "v-ade", "av-gde", "av-ade", "gan"], "Modes t
 FLAGS = flags.FLAGS
 
 
-def seconds_per_step(config, steps: int) -> float:
+def seconds_per_step(config, steps: int, start_step: int = 0) -> float:
+  """Seconds per train step from state step `start_step` (a multi-phase family's phase)."""
   shape = (config.data.image_size, config.data.image_size, 1)
   trainer = train.Trainer(config, shape)
   batch = np.random.default_rng(0).integers(0, 256, (config.train.batch_size,) + shape, np.uint8)
   images = trainer.global_batch(batch)
-  state, _ = trainer.step(trainer.init_state(0), images)  # compile
+  state = trainer.init_state(0)
+  state = state.replace(step=jax.device_put(np.int32(start_step), state.step.sharding))
+  state, _ = trainer.step(state, images)  # compile (and a phase boundary's own step)
   jax.block_until_ready(state)
   start = time.perf_counter()
   for _ in range(steps):
