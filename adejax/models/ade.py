@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from adejax.models import flows, generators, vae
+from adejax.models import flows, gaussian, generators, vae
 
 
 def to_signed(y: jax.Array) -> jax.Array:
@@ -123,6 +123,16 @@ class ADEModel(nn.Module):
     path_labels = None if labels is None else jnp.repeat(labels, steps)
     y = self.from_features(self.vae.decode([mix(a, b) for a, b in zip(za, zb)], path_labels))
     return y.reshape((y_a.shape[0], steps) + y.shape[1:])
+
+  def latent_posterior(self, y: jax.Array, labels=None):
+    """(mean, log_std) (B, d) of the top latent level's posterior, whose prior is N(0, I)."""
+    return self.vae.top_posterior(self.to_features(y, train=False)[0], labels)
+
+  def latent_log_prior(self, z: jax.Array) -> jax.Array:
+    return gaussian.log_prob(z, jnp.zeros_like(z), jnp.zeros_like(z))
+
+  def latent_prior_sample(self, rng: jax.Array, z_like: jax.Array) -> jax.Array:
+    return jax.random.normal(rng, z_like.shape, z_like.dtype)
 
   def reconstruct(self, y: jax.Array, rng: jax.Array, labels=None) -> jax.Array:
     """Encode-decode real images (eval mode) and map the decoder mean back to y-space."""

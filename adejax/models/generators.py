@@ -93,5 +93,9 @@ class VectorVAE(nn.Module):
     mean, log_std = self._posterior(f, labels)
     return [mean + temperature * jnp.exp(log_std) * jax.random.normal(rng, mean.shape, mean.dtype)]
 
+  def top_posterior(self, f: jax.Array, labels: Optional[jax.Array] = None):
+    """(mean, log_std) of q(z | f), each (B, latent_dim); the prior is N(0, I)."""
+    return self._posterior(f, labels)
+
   def decode(self, zs: list[jax.Array], labels: Optional[jax.Array] = None) -> jax.Array:
     return self._decode(zs[0], labels, train=False)

@@ -263,6 +263,18 @@ class GlowVAEModel(nn.Module):
     """The Glow layer's actnorm parameters from a data-dependent initialisation on batch y."""
     return self.glow.data_init(self._preprocess().forward(y))
 
+  def latent_posterior(self, y: jax.Array, labels=None):
+    """(mean, log_std) (B, latent_dim) of q(z | x)."""
+    del labels
+    return self.vae.encode(self._preprocess().forward(y))
+
+  def latent_log_prior(self, z: jax.Array) -> jax.Array:
+    """log p(z) of the model's prior (for a two-stage prior: its ELBO, a lower bound)."""
+    return self._log_prior(z, jax.random.PRNGKey(0), True)
+
+  def latent_prior_sample(self, rng: jax.Array, z_like: jax.Array) -> jax.Array:
+    return self._prior_sample(rng, z_like.shape[0])
+
   def reconstruct(self, y: jax.Array, rng: jax.Array, labels=None) -> jax.Array:
     del labels
     mean, _ = self.vae.encode(self._preprocess().forward(y))

@@ -160,7 +160,7 @@ class StochasticLayer(nn.Module):
         log_q = log_q - log_det
       log_p = gaussian.log_prob(z, p_mean, p_log_std)
       kl = log_q - log_p if self.iaf else gaussian.kl(q_mean, q_log_std, p_mean, p_log_std)
-      stats = {"kl": kl, "log_q": log_q, "log_p": log_p}
+      stats = {"kl": kl, "log_q": log_q, "log_p": log_p, "q_mean": q_mean, "q_log_std": q_log_std}
     return x + conv(self.features, name="merge")(z, label), stats, z
 
 
@@ -268,6 +268,17 @@ class HierarchicalVAE(nn.Module):
     """Posterior latents per level (temperature 0: the posterior means, through IAF if present)."""
     labels = self._check_labels(labels, f.shape[0])
     return self._decode(f.shape[0], rng, self._encode(f, labels), temperature, labels=labels)[2]
+
+  def top_posterior(self, f: jax.Array, labels: Optional[jax.Array] = None):
+    """(mean, log_std), each (B, d), of q(z_0 | f) at the top (lowest-resolution) level, whose prior
+    is N(0, I): the posterior whose aggregate papers/004's estimators compare with the prior."""
+    if self.iaf:
+      raise ValueError("With IAF the top posterior is not Gaussian: marginal-KL estimators need iaf=False.")
+    labels = self._check_labels(labels, f.shape[0])
+    x = jnp.broadcast_to(self.start, (f.shape[0],) + self.start.shape[1:])
+    _, stats, _ = self.stochastic[0](x, self._encode(f, labels)[0], jax.random.PRNGKey(0), label=labels)
+    flat = lambda a: a.reshape(a.shape[0], -1)
+    return flat(stats["q_mean"]), flat(stats["q_log_std"])
 
   def decode(self, zs: list[jax.Array], labels: Optional[jax.Array] = None) -> jax.Array:
     """Decoder mean mu(z) for given latents (one array per stochastic level)."""
