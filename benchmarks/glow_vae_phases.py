@@ -8,12 +8,16 @@ backward pass runs through the frozen VAE's likelihood). papers/003 Table 4 (GTX
 VAE 118 s/epoch, Glow layer 162, standalone Glow 512. The standalone Glow of the paper's depth (3 levels
 of 32 steps with squeezes) is not a model of this codebase, so it is not timed here.
 """
+import os
+import sys
+
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from configs import default
-from step_time import seconds_per_step
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo's configs/
+from configs import default  # noqa: E402
+from step_time import seconds_per_step  # noqa: E402
 
 config_flags.DEFINE_config_file("config", "configs/fmnist_glow_vae.py", "A glow_vae config to time.")
 flags.DEFINE_integer("steps", 20, "Timed steps per phase (after one compiled warm-up step).")
