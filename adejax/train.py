@@ -294,9 +294,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   trainer = Trainer(config, eval_data.images.shape[1:])
   state = trainer.init_state(config.seed)
   counts = ", ".join(f"{k} {v:,}" for k, v in trainer.family.parameter_counts(state).items())
-  logging.info("Model %s/%s on %s %s: parameters %s; %d devices, %d processes.", config.model.family,
-               config.mode, config.data.dataset, trainer.image_shape, counts, jax.device_count(),
-               jax.process_count())
+  logging.info("Model %s on %s %s: parameters %s; %d devices, %d processes.", trainer.family.label,
+               config.data.dataset, trainer.image_shape, counts, jax.device_count(), jax.process_count())
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.ckpt.keep)
   if ckpt.latest_step() is None and config.train.init_checkpoint:
     state = _initialise_from(state, os.path.join(workdir, config.train.init_checkpoint),

@@ -80,6 +80,7 @@ class ADEFamily(base.Family):
     self.num_classes = int(config.model.num_classes)
     self.model, self.disc = build_models(config, self.image_shape)
     self.cfg = StepConfig.from_config(config)
+    self.label = f"ade/{config.mode}"
     o = config.optim
     self.groups = {
         "generator": base.Group("params", generator_optimizer(o, config.train.freeze)),

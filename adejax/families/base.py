@@ -85,6 +85,7 @@ class Family:
   model: nn.Module
   groups: dict[str, Group]
   sample_temperature: float = 1.0  # the temperature `Trainer.sample` uses unless told otherwise
+  label: str = ""                  # what the logs call the model, e.g. "ade/av-ade"
 
   def init(self, rng: jax.Array) -> tuple[Any, Any, Any]:
     """(params, batch_stats, disc_params) of a fresh model; disc_params is {} without adversaries."""
