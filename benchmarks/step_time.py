@@ -18,14 +18,16 @@ FLAGS = flags.FLAGS
 
 
 def seconds_per_step(config, steps: int, start_step: int = 0) -> float:
-  """Seconds per train step from state step `start_step` (a multi-phase family's phase)."""
+  """Seconds per train step from state step `start_step` + 2 (a multi-phase family's phase), after
+  two warm-up steps that compile the step (and a phase boundary's own step)."""
   shape = (config.data.image_size, config.data.image_size, 1)
   trainer = train.Trainer(config, shape)
   batch = np.random.default_rng(0).integers(0, 256, (config.train.batch_size,) + shape, np.uint8)
   images = trainer.global_batch(batch)
   state = trainer.init_state(0)
   state = state.replace(step=jax.device_put(np.int32(start_step), state.step.sharding))
-  state, _ = trainer.step(state, images)  # compile (and a phase boundary's own step)
+  for _ in range(2):  # compile: a phase boundary's own step, then the phase's step
+    state, _ = trainer.step(state, images)
   jax.block_until_ready(state)
   start = time.perf_counter()
   for _ in range(steps):
