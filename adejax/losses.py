@@ -120,6 +120,17 @@ def per_dim_bits(terms: Mapping[str, jax.Array], num_dims: int) -> dict:
   return {k: jnp.mean(v) / (num_dims * math.log(2.0)) for k, v in terms.items()}
 
 
+def coverage_metrics(outputs: Mapping[str, jax.Array], per_example: jax.Array, terms) -> dict:
+  """The logged likelihood metrics of a batch: mean L_C (nats), its bits/dim, each term in bits/dim
+  (nll, kl, logdet and f_psi's or the Glow layer's own flow_logdet), and the decoder's mean sigma."""
+  num_dims = math.prod(outputs["features"].shape[1:])
+  return {"coverage_loss": jnp.mean(per_example),
+          "bpd": jnp.mean(bits_per_dim(per_example, num_dims)),
+          **{f"{k}_bpd": v for k, v in per_dim_bits(
+              {**terms, "flow_logdet": outputs["flow_logdet"]}, num_dims).items()},
+          "sigma": jnp.mean(jnp.exp(outputs["log_sigma"]))}
+
+
 def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle: bool,
                    adversarial: bool, adv_weight, kl_weight=1.0, sample_noise: bool = False,
                    constrain=lambda x: x, labels=None):
@@ -132,7 +143,6 @@ def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle
   generated images are conditioned on the real batch's `labels` (ignored by unconditional models).
   """
   post_rng, prior_rng = jax.random.split(rng)
-  num_dims = math.prod(y.shape[1:])
   loss, metrics, new_stats = 0.0, {}, batch_stats
   if mle:
     out, updates = model.apply(_variables(params, batch_stats), y, post_rng, train=True,
@@ -140,10 +150,7 @@ def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle
     per_example, terms = coverage_loss(out)
     loss = warmed_coverage_loss(per_example, terms["kl"], kl_weight)
     new_stats = updates.get("batch_stats", batch_stats)
-    metrics.update(coverage_loss=jnp.mean(per_example), bpd=jnp.mean(bits_per_dim(per_example, num_dims)),
-                   **{f"{k}_bpd": v for k, v in per_dim_bits(
-                       {**terms, "flow_logdet": out["flow_logdet"]}, num_dims).items()},
-                   sigma=jnp.exp(out["log_sigma"]))
+    metrics.update(coverage_metrics(out, per_example, terms))
   if adversarial:
     frozen = dict(params)
     if "flow" in frozen:

@@ -8,7 +8,6 @@ any number of devices.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -20,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -83,6 +81,7 @@ class Trainer:
     self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
     self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
     self._stats = jax.jit(self.family.batch_stats_of, out_shardings=self.replicated)
+    self._figures = jax.jit(self.family.figures, static_argnums=3, out_shardings=self.replicated)
     self._interpolate = jax.jit(
         lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
         static_argnums=3)
@@ -196,8 +195,7 @@ class Trainer:
 
   def figures(self, state: TrainState, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """The family's own figures (`Family.figures`) as host arrays in [0, 1]."""
-    out = jax.jit(self.family.figures, static_argnums=3)(self.eval_params(state), state.batch_stats,
-                                                          jax.random.PRNGKey(seed), n)
+    out = self._figures(self.eval_params(state), state.batch_stats, jax.random.PRNGKey(seed), n)
     return {k: np.clip(np.asarray(jax.device_get(v)), 0.0, 1.0) for k, v in out.items()}
 
   def _reconstruct_images(self, params, batch_stats, images, rng, labels):

@@ -52,11 +52,13 @@ def log_aggregate_posterior(z: jax.Array, means: jax.Array, log_stds: jax.Array,
   return acc - math.log(n)
 
 
-def sample_posteriors(rng, means, log_stds, num: int):
-  """(num, d) samples z_i ~ q(z | x_i) for posteriors x_i drawn uniformly (with replacement)."""
+def sample_posteriors(rng, means, log_stds, num: int, return_index: bool = False):
+  """(num, d) samples z_i ~ q(z | x_i) for posteriors x_i drawn uniformly (with replacement); with
+  `return_index` also the indices i."""
   k_idx, k_eps = jax.random.split(rng)
   idx = jax.random.randint(k_idx, (num,), 0, means.shape[0])
-  return means[idx] + jnp.exp(log_stds[idx]) * jax.random.normal(k_eps, (num, means.shape[1]))
+  z = means[idx] + jnp.exp(log_stds[idx]) * jax.random.normal(k_eps, (num, means.shape[1]))
+  return (z, idx) if return_index else z
 
 
 def monte_carlo(rng, means, log_stds, log_prior: Callable = standard_normal_log_prob,
@@ -161,9 +163,7 @@ def estimate_all(rng, means, log_stds, log_prior: Callable = standard_normal_log
   Without `prior_sample(rng, z_like)` the prior is N(0, I) and the average KL is analytic; with it,
   the average KL is the Monte Carlo mean of log q(z|x) - log p(z)."""
   k_mc, k_q, k_p, k_ratio, k_mix = jax.random.split(rng, 5)
-  idx = jax.random.randint(k_q, (num_samples,), 0, means.shape[0])
-  q = means[idx] + jnp.exp(log_stds[idx]) * jax.random.normal(jax.random.fold_in(k_q, 1),
-                                                               (num_samples, means.shape[1]))
+  q, idx = sample_posteriors(k_q, means, log_stds, num_samples, return_index=True)
   if prior_sample is None:
     p = jax.random.normal(k_p, q.shape)
     avg = average_kl(means, log_stds)

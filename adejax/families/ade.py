@@ -167,7 +167,3 @@ class ADEFamily(base.Family):
     _, upd = self.model.apply(variables, rng, images.shape[0], labels=labels, train=True,
                               method="generate", mutable=["batch_stats"])
     return upd.get("batch_stats", variables["batch_stats"])
-
-  def parameter_counts(self, state) -> dict[str, int]:
-    count = lambda t: sum(int(x.size) for x in jax.tree.leaves(t))
-    return {"generator": count(state.params), "discriminator": count(state.disc_params)}

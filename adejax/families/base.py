@@ -120,6 +120,6 @@ class Family:
     return {}
 
   def parameter_counts(self, state) -> dict[str, int]:
-    """Parameters per part, for the log line at the start of training."""
-    count = lambda t: sum(int(x.size) for x in jax.tree.leaves(t))
-    return {"model": count(state.params), "adversaries": count(state.disc_params)}
+    """Parameters per group, for the log line at the start of training."""
+    return {name: sum(int(x.size) for x in jax.tree.leaves(group_params(state, g)))
+            for name, g in self.groups.items()}

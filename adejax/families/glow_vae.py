@@ -62,12 +62,7 @@ class GlowVAEFamily(base.Family):
   def _loss(self, params, y, rng, glow_on: bool, learned_prior: bool):
     out = self.model.apply({"params": params}, y, rng, glow=glow_on, learned_prior=learned_prior)
     per_example, terms = losses.coverage_loss(out)
-    d = y[0].size
-    metrics = {"coverage_loss": jnp.mean(per_example), "bpd": jnp.mean(losses.bits_per_dim(per_example, d)),
-               **{f"{k}_bpd": v for k, v in losses.per_dim_bits(
-                   {**terms, "flow_logdet": out["flow_logdet"]}, d).items()},
-               "sigma": jnp.mean(jnp.exp(out["log_sigma"]))}
-    return jnp.mean(per_example), metrics
+    return jnp.mean(per_example), losses.coverage_metrics(out, per_example, terms)
 
   def _update(self, state, names, loss_fn):
     """One update of the groups `names` (the others frozen) by loss_fn(params) -> (loss, metrics)."""
@@ -121,7 +116,3 @@ class GlowVAEFamily(base.Family):
     """papers/003 Figure 4: each z's underlying-VAE mean, then three samples through the Glow layer."""
     return {"glow_before_after": self.model.apply({"params": params}, rng, n, self.sample_temperature,
                                                   method="before_after")}
-
-  def parameter_counts(self, state) -> dict[str, int]:
-    count = lambda t: sum(int(x.size) for x in jax.tree.leaves(t))
-    return {name: count(base.group_params(state, g)) for name, g in self.groups.items()}
