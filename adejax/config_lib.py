@@ -130,6 +130,8 @@ def base_config() -> ml_collections.ConfigDict:
                                    # (a workdir; relative paths are relative to this run's workdir)
   c.train.freeze = ""              # "decoder": train only the inference network and sigma
                                    # (papers/002 section 5, BPD for a GAN)
+  c.train.max_consecutive_skips = 100  # stop (RunawayError) when this many consecutive steps skipped a
+                                   # non-finite update; checked at logging and checkpoint steps; 0 = never
   c.train.log_every = 100
   c.train.image_every = 1000       # sample and reconstruction grids (PNG + TensorBoard)
 
@@ -210,6 +212,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(t.num_steps >= 1, "train.num_steps", "must be positive")
   _check(t.disc_steps >= 1, "train.disc_steps", "must be at least 1")
   _check(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+  _check(t.max_consecutive_skips >= 0, "train.max_consecutive_skips", "must be >= 0 (0 = never stop)")
+  _check(t.log_every >= 1 and t.image_every >= 1, "train.log_every", "logging intervals must be >= 1")
+  _check(c.eval.every >= 0, "eval.every", "must be >= 0 (0 = only at the end)")
   _check(t.freeze in ("", "decoder"), "train.freeze", "must be '' or 'decoder'")
   _check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
          "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
@@ -267,17 +272,46 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise ConfigError(f"{path} not found: is {workdir!r} the workdir of a training run?")
   config = base_config()
-  with open(path) as f:
-    saved = json.load(f)
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"{path} cannot be read ({e}); restore it from a copy, or pass the config with "
+                      "--config (python -m adejax.main --mode=eval --config=...).") from None
+  if not isinstance(saved, dict):
+    raise ConfigError(f"{path} is not an adejax config (a JSON object of config sections).")
 
   def update(node, values, prefix=""):
     for key, value in values.items():
       if key not in node:
         raise ConfigError(f"{path}: unknown key {prefix}{key} (written by another adejax version?)")
       if isinstance(value, dict):
+        if not isinstance(node[key], ml_collections.ConfigDict):
+          raise ConfigError(f"{path}: {prefix}{key} is a section there but a value here (another adejax "
+                            "version?)")
         update(node[key], value, f"{prefix}{key}.")
       else:
-        node[key] = value
+        try:
+          node[key] = value
+        except (TypeError, ValueError, KeyError) as e:
+          raise ConfigError(f"{path}: {prefix}{key} = {value!r} does not fit this adejax version "
+                            f"({e})") from None
 
   update(config, saved)
   return config
+
+
+def _flatten(node, prefix: str = "") -> dict:
+  out = {}
+  for key, value in node.items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def differences(old: ml_collections.ConfigDict, new: ml_collections.ConfigDict) -> list[str]:
+  """["optim.grad_clip: 0.0 -> 1.0", ...]: the fields whose values differ between two configs."""
+  a, b = _flatten(old), _flatten(new)
+  return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

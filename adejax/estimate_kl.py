@@ -62,15 +62,14 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  try:
+  from adejax import cli
+
+  with cli.user_errors("adejax.estimate_kl", ValueError):
     if not FLAGS.workdir:
       raise config_lib.ConfigError("--workdir is required")
     config = config_lib.load_run_config(FLAGS.workdir)
     estimate_run(config, FLAGS.workdir, FLAGS.num_posteriors, FLAGS.num_samples,
                  FLAGS.classifier_steps)
-  except (config_lib.ConfigError, input_pipeline.DataError, ValueError) as e:
-    print(f"adejax.estimate_kl: error: {e}", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":
@@ -78,4 +77,6 @@ if __name__ == "__main__":
   flags.DEFINE_integer("num_posteriors", 10_000, "Training images whose posteriors form q(z) (N).")
   flags.DEFINE_integer("num_samples", 10_000, "Samples z ~ q(z) for the estimators.")
   flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the density-ratio classifier.")
-  app.run(main)
+  from adejax import cli
+
+  app.run(main, flags_parser=cli.flags_parser("adejax.estimate_kl"))

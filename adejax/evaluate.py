@@ -205,19 +205,20 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  try:
+  from adejax import cli
+
+  with cli.user_errors("adejax.evaluate", ValueError):
     if not FLAGS.workdir:
       raise config_lib.ConfigError("--workdir is required")
     config = config_lib.load_run_config(FLAGS.workdir)
     apply_overrides(config, FLAGS.override)
     evaluate_run(config, FLAGS.workdir)
-  except (config_lib.ConfigError, input_pipeline.DataError, ValueError) as e:
-    print(f"adejax.evaluate: error: {e}", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":
   # Defined here, not at import, so `adejax.main` can import this module beside its own flags.
   flags.DEFINE_string("workdir", None, "Workdir of a training run.")
   flags.DEFINE_multi_string("override", [], "KEY=VALUE config overrides, e.g. eval.iwae_samples=64.")
-  app.run(main)
+  from adejax import cli
+
+  app.run(main, flags_parser=cli.flags_parser("adejax.evaluate"))

@@ -108,7 +108,9 @@ def prepared_builder(name: str, data_dir: str = ""):
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
   except Exception as e:  # unknown name, bad config
-    raise DataError(f"TFDS does not know the dataset {name!r}: {e}") from None
+    reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    raise DataError(f"TFDS does not know the dataset {name!r} ({reason}). Check config.data.dataset: a "
+                    f"TFDS name, or one of {sorted(IDX_DATASETS)} for IDX files.") from None
   if not builder.is_prepared():
     raise DataError(
         f"TFDS dataset {name!r} is not prepared under {builder.data_dir!r}, and adejax never downloads "

@@ -11,7 +11,6 @@ User errors (unknown key, invalid value, missing dataset) print one line and exi
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -65,36 +64,22 @@ def _load_config():
   return config
 
 
-def parse_flags(argv):
-  """absl's parser, with config-override mistakes (misspelled key, wrong type) as one clear line."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    print(f"adejax: error: {e}\nPass --helpshort to see the flags.", file=sys.stderr)
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    message = str(e).strip("'\"").replace("\\n", " ").replace("\n", " ").replace("\\'", "'")
-    print(f"adejax: error: bad --config or --config.* override: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from adejax import checkpointing, config_lib, input_pipeline, reporting
+  from adejax import cli, config_lib, reporting
 
   reporting.quiet_library_logs()
-  try:
+  with cli.user_errors("adejax"):
+    if len(argv) > 1:
+      raise config_lib.ConfigError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
     config = _load_config()
     if not FLAGS.workdir:
       raise config_lib.ConfigError("--workdir is required")
     _maybe_initialize_distributed()
     config_lib.validate(config)
     run(config, FLAGS.workdir, FLAGS.mode)
-  except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.NonFiniteStateError,
-          checkpointing.CheckpointMismatchError) as e:
-    print(f"adejax: error: {e}", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  from adejax import cli
+
+  app.run(main, flags_parser=cli.flags_parser("adejax"))

@@ -13,10 +13,12 @@ from PIL import Image
 
 
 class _LibraryInfoFilter:
-  """Drops INFO records logged from inside orbax (dozens per checkpoint); warnings still pass."""
+  """Drops INFO records logged from inside orbax (dozens per checkpoint) and TFDS (its search for a
+  dataset's files); warnings still pass."""
 
   def filter(self, record) -> bool:
-    return record.levelno >= 30 or "/orbax/" not in record.pathname
+    return record.levelno >= 30 or not any(f"/{lib}/" in record.pathname
+                                           for lib in ("orbax", "tensorflow_datasets"))
 
 
 def quiet_library_logs() -> None:
@@ -63,16 +65,24 @@ def save_png(path: str, images: np.ndarray, ncols: int | None = None) -> str:
   return path
 
 
+def write_text_atomically(path: str, text: str) -> None:
+  """Write `path` so that a kill at any moment leaves the old file or the new one, never half of it."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
 def save_config(config, workdir: str) -> None:
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    write_text_atomically(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
 
 
 def write_json(path: str, payload: dict) -> None:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
+  write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 class Reporter:

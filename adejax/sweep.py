@@ -265,10 +265,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from adejax import checkpointing, input_pipeline
+  from adejax import cli
 
   reporting.quiet_library_logs()
-  try:
+  with cli.user_errors("adejax.sweep"):
     if not FLAGS.experiment or not FLAGS.workdir:
       raise config_lib.ConfigError("--experiment and --workdir are required")
     members = load_experiment(FLAGS.experiment, FLAGS.scale)
@@ -290,9 +290,6 @@ def main(argv):
       # the command that regenerates everything (a --collect_only call only gathers finished runs)
       command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])
       print("Wrote", write_report(rows, FLAGS.workdir, FLAGS.report, command))
-  except (config_lib.ConfigError, input_pipeline.DataError, checkpointing.CheckpointMismatchError) as e:
-    print(f"adejax.sweep: error: {e}", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":
@@ -303,4 +300,6 @@ if __name__ == "__main__":
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
   flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
   flags.DEFINE_string("report", "", "Also write REPORT.md (command + table) and REPORT.png (scatter).")
-  app.run(main)
+  from adejax import cli
+
+  app.run(main, flags_parser=cli.flags_parser("adejax.sweep"))

@@ -8,10 +8,13 @@ any number of devices.
 """
 from __future__ import annotations
 
+import datetime
+import fcntl
 import functools
 import math
 import os
 import signal
+import socket
 from typing import Any
 
 import flax
@@ -22,7 +25,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from adejax import checkpointing, config_lib, families, input_pipeline, losses, reporting
+from adejax import checkpointing, config_lib, faults, families, input_pipeline, losses, reporting
 
 
 @flax.struct.dataclass
@@ -35,17 +38,23 @@ class TrainState:
   opt_state: Any            # {group name: optimiser state}, one per parameter group of the family
   ema_params: Any           # EMA of `params`; {} when EMA is off
   skipped: jax.Array        # updates skipped because a loss or gradient was not finite
+  skip_streak: jax.Array    # consecutive steps, up to this one, in which an update was skipped
 
 
 def train_step(state: TrainState, images: jax.Array, labels, phase: int = 0, *,
                family: families.Family, ema_decay: float, constrain=lambda x: x):
   """One training step: the family's update schedule on a uint8 batch, then the step counter and the
-  EMA. The step's randomness is fold_in(root, step), so any device count gives the same numbers."""
+  EMA. The step's randomness is fold_in(root, step), so any device count gives the same numbers. A step
+  in which the family skipped a (non-finite) update leaves the EMA as it was and extends the skip streak.
+  """
   rng = jax.random.fold_in(state.rng, state.step)
   new, metrics = family.train_step(state, images, labels, rng, constrain, phase)
-  ema = (jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema_params, new.params)
-         if ema_decay else state.ema_params)
-  return new.replace(step=state.step + 1, ema_params=ema), {**metrics, "skipped_updates": new.skipped}
+  bad = new.skipped > state.skipped
+  ema = (jax.tree.map(lambda e, p: jnp.where(bad, e, ema_decay * e + (1 - ema_decay) * p),
+                      state.ema_params, new.params) if ema_decay else state.ema_params)
+  streak = jnp.where(bad, state.skip_streak + 1, 0)
+  return (new.replace(step=state.step + 1, ema_params=ema, skip_streak=streak),
+          {**metrics, "skipped_updates": new.skipped, "skip_streak": streak})
 
 
 all_finite = families.all_finite
@@ -117,7 +126,8 @@ class Trainer:
     opt_state = {name: g.tx.init(g.select(trees[g.tree])) for name, g in self.family.groups.items()}
     return TrainState(step=jnp.array(0, jnp.int32), rng=rng, params=params, batch_stats=batch_stats,
                       disc_params=disc_params, opt_state=opt_state,
-                      ema_params=params if self.ema_decay else {}, skipped=jnp.array(0, jnp.int32))
+                      ema_params=params if self.ema_decay else {}, skipped=jnp.array(0, jnp.int32),
+                      skip_streak=jnp.array(0, jnp.int32))
 
   def init_state(self, seed: int) -> TrainState:
     """Parameters created directly with their (replicated) sharding."""
@@ -169,6 +179,8 @@ class Trainer:
                        self.global_batch(weights), iwae_samples,
                        jax.random.fold_in(jax.random.PRNGKey(seed), i))
       sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+      if i == 0:
+        faults.at("eval")
     sums = jax.device_get(sums)
     n, d = float(sums.pop("count")), math.prod(self.image_shape)
     result = {}
@@ -221,28 +233,89 @@ class Trainer:
     return np.clip(np.asarray(jax.device_get(out)), 0.0, 1.0)
 
 
+class Interrupted(Exception):
+  """Training stopped early by SIGTERM or Ctrl-C, after saving a checkpoint of the current step."""
+
+  def __init__(self, signal_name: str, step: int, workdir: str):
+    self.signal_name, self.step = signal_name, step
+    super().__init__(f"{signal_name} at step {step}: saved a checkpoint of step {step} in "
+                     f"{workdir}/checkpoints; re-run the same command to resume.")
+
+
+class RunawayError(RuntimeError):
+  """Too many consecutive steps skipped a non-finite update (train.max_consecutive_skips)."""
+
+
+class WorkdirInUseError(RuntimeError):
+  """Another training run holds the workdir's lock."""
+
+
 class PreemptionGuard:
-  """Turns SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
+  """Turns SIGTERM and a first Ctrl-C (SIGINT) into a flag the loop checks, so it can save a checkpoint
+  of the current step and stop cleanly; a second Ctrl-C interrupts at once."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.requested = False
-    self._previous = None
+    self.signal_name = ""
+    self._previous = {}
 
   def __enter__(self):
-    try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not in the main thread (e.g. a notebook worker)
-      self._previous = None
+    for sig in self.SIGNALS:
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not in the main thread (e.g. a notebook worker)
+        pass
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
-    logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+    del frame
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signal_name = signal.Signals(signum).name
+    logging.warning("%s received: saving a checkpoint and stopping (Ctrl-C again to stop at once).",
+                    self.signal_name)
     self.requested = True
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for sig, previous in self._previous.items():
+      signal.signal(sig, previous)
+    return False
+
+
+class WorkdirLock:
+  """An exclusive lock on `<workdir>/.lock` for one training run (process 0). The OS releases it when
+  the process ends, however it ends, so a killed run never leaves a stale lock behind."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, ".lock")
+    self._file = None
+
+  def __enter__(self):
+    if jax.process_index() != 0:
+      return self
+    self._file = open(self.path, "a+")
+    try:
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._file.seek(0)
+      owner = self._file.read().strip() or "another process"
+      self._file.close()
+      raise WorkdirInUseError(
+          f"{os.path.dirname(self.path)} is in use by another training run ({owner}). Wait for it to "
+          "finish or stop it, or use another --workdir.") from None
+    self._file.seek(0)
+    self._file.truncate()
+    self._file.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+    self._file.flush()
+    return self
+
+  def __exit__(self, *exc):
+    if self._file is not None:
+      fcntl.flock(self._file, fcntl.LOCK_UN)
+      self._file.close()
     return False
 
 
@@ -279,12 +352,60 @@ def _mean_metrics(pending: list[dict]) -> dict[str, float]:
   return {k: float(np.mean([m[k] for m in stacked if k in m])) for k in keys}
 
 
+def _prepare_workdir(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise config_lib.ConfigError(f"--workdir {workdir!r} cannot be created ({e.strerror}).") from None
+  if not (os.path.isdir(workdir) and os.access(workdir, os.R_OK | os.W_OK | os.X_OK)):
+    raise config_lib.ConfigError(f"--workdir {workdir!r} is not a folder this user can read and write; "
+                                 "fix its permissions or choose another.")
+
+
+def _restore(ckpt: checkpointing.Checkpointer, state: TrainState, config, workdir: str) -> TrainState:
+  """The latest checkpoint; on a layout mismatch, the error also names the config changes since the
+  run's config.json was written (the likely cause)."""
+  try:
+    return ckpt.restore_latest(state)
+  except checkpointing.CheckpointMismatchError as e:
+    try:
+      changes = config_lib.differences(config_lib.load_run_config(workdir), config)
+    except config_lib.ConfigError:
+      changes = []
+    if not changes:
+      raise
+    raise checkpointing.CheckpointMismatchError(
+        f"{e} Config changes since then: {'; '.join(changes[:6])}.") from None
+
+
+def _check_progress(state: TrainState, step: int, limit: int, ckpt: checkpointing.Checkpointer,
+                    workdir: str) -> None:
+  """Stop a run whose last `limit` steps all skipped a non-finite update (`limit` 0: never)."""
+  streak = int(state.skip_streak)
+  if not limit or streak < limit:
+    return
+  ckpt.wait()
+  good = [s for s in ckpt.manager.all_steps() if s <= step - streak]
+  where = (f"the last good checkpoint, step {max(good)} in {workdir}/checkpoints, is intact" if good
+           else "no checkpoint was written before the failures began")
+  raise RunawayError(
+      f"Stopped at step {step}: the last {streak} steps all skipped a non-finite update "
+      f"(train.max_consecutive_skips = {limit}; {int(state.skipped)} skipped in all); {where}. Lower "
+      "optim.lr, set optim.grad_clip or check the data, then resume (or restart from that checkpoint).")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Train from the latest checkpoint in `workdir` (or from scratch); returns the final eval metrics."""
+  """Train from the latest checkpoint in `workdir` (or from scratch); returns the final eval metrics.
+  Raises `Interrupted` after SIGTERM / Ctrl-C (a checkpoint of the current step is saved first) and
+  `RunawayError` when train.max_consecutive_skips consecutive steps skipped their update."""
   config_lib.validate(config)
   config_lib.check_devices(config, jax.device_count())
-  os.makedirs(workdir, exist_ok=True)
-  reporting.save_config(config, workdir)
+  _prepare_workdir(workdir)
+  with WorkdirLock(workdir):
+    return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
   train_data = None if config.data.stream else input_pipeline.load_split(config.data,
                                                                          config.data.train_split)
@@ -298,17 +419,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if ckpt.latest_step() is None and config.train.init_checkpoint:
     state = _initialise_from(state, os.path.join(workdir, config.train.init_checkpoint),
                              trainer.image_shape)
-  state = ckpt.restore_latest(state)
+  state = _restore(ckpt, state, config, workdir)
+  reporting.save_config(config, workdir)  # after the restore: a refused config never overwrites it
   start = int(state.step)
+  t = config.train
+  limit = t.max_consecutive_skips
   if start:
-    logging.info("Resumed from step %d.", start)
-  writer = reporting.Reporter(workdir, config.train.num_steps)
+    logging.info("Resumed from step %d (%d updates skipped so far).", start, int(state.skipped))
+  logging.info("Non-finite updates are skipped; the run stops after %s consecutive skipped steps "
+               "(train.max_consecutive_skips).", limit or "never")
+  writer = reporting.Reporter(workdir, t.num_steps)
   if config.data.stream:
     batches = input_pipeline.stream_batches(
-        config.data, config.data.train_split, config.train.batch_size // jax.process_count(),
+        config.data, config.data.train_split, t.batch_size // jax.process_count(),
         config.seed, start, jax.process_index(), jax.process_count(), config.data.shuffle_buffer)
   else:
-    order = input_pipeline.BatchOrder(len(train_data), config.train.batch_size, config.seed,
+    order = input_pipeline.BatchOrder(len(train_data), t.batch_size, config.seed,
                                       jax.process_index(), jax.process_count())
     batches = input_pipeline.train_batches(train_data, order, start)
   eval_kw = dict(batch_size=config.eval.batch_size, num_examples=config.eval.num_examples,
@@ -318,24 +444,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   fixed_real, fixed_labels = eval_data.images[fixed], eval_data.labels[fixed]
   last_eval: dict[str, float] = {}
   pending: list[dict] = []
-  t = config.train
 
+  def save(state, step):
+    _check_progress(state, step, limit, ckpt, workdir)
+    ckpt.save(state, {"skipped_updates": int(state.skipped), "skip_streak": int(state.skip_streak),
+                      "max_consecutive_skips": limit})
+    faults.at("checkpoint")
+
+  step = start
   with PreemptionGuard() as guard:
     for step in range(start + 1, t.num_steps + 1):
       images, labels = next(batches)
       labels = trainer.global_batch(labels) if trainer.num_classes else None  # device copy only if used
       images = trainer.global_batch(images)
       state, metrics = trainer.step(state, images, labels, step=step - 1)
+      faults.at("step")
       pending.append(metrics)
       writer.tick(step)
+      if guard.requested:  # preemption: save this step and stop, no logging or evaluation
+        save(state, step)
+        break
       last = step == t.num_steps
       if step % t.log_every == 0 or last:
         pending[-1] = {**pending[-1], **trainer.gradient_norms(state, images, labels)}
         scalars = _mean_metrics(pending)
         pending = []
         writer.scalars(step, scalars, prefix="train")
-        if not math.isfinite(scalars.get("generator_loss", 0.0)):
-          logging.warning("Non-finite generator loss at step %d; those updates were skipped.", step)
+        if scalars.get("skip_streak", 0) or not math.isfinite(scalars.get("generator_loss", 0.0)):
+          logging.warning("Step %d: %d consecutive steps skipped a non-finite update (%d in all).",
+                          step, int(state.skip_streak), int(state.skipped))
+        _check_progress(state, step, limit, ckpt, workdir)
       images_due = step % t.image_every == 0 or last
       eval_due = (config.eval.every and step % config.eval.every == 0) or last
       if images_due or eval_due:
@@ -349,9 +487,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         last_eval = trainer.evaluate(view, eval_data, **eval_kw)
         writer.scalars(step, last_eval, prefix="eval")
       if step % config.ckpt.every == 0 or last or guard.requested:
-        ckpt.save(state)
+        save(state, step)
       if guard.requested:
         break
   ckpt.close()
   writer.close()
+  if guard.requested and step < t.num_steps:
+    raise Interrupted(guard.signal_name, step, workdir)
   return last_eval

@@ -174,7 +174,7 @@ def test_checkpoint_of_another_model_is_refused_not_quarantined(tmp_path):
   other.model.width = 0.125  # a different architecture in the same workdir
   template = train.Trainer(other, (16, 16, 1)).init_state(0)
   ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"))
-  with pytest.raises(checkpointing.CheckpointMismatchError, match="do not fit this config"):
+  with pytest.raises(checkpointing.CheckpointMismatchError, match="does not fit this config"):
     ckpt.restore_latest(template)
   assert not os.path.exists(tmp_path / "corrupt_checkpoints") and ckpt.latest_step() == 4
   ckpt.close()

@@ -1,0 +1,74 @@
+"""Shared by the fault-injection suite: launch the real command lines in subprocesses (with a fault
+planned through ADEJAX_FAULT, see adejax/faults.py), read checkpoints, make small real datasets."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from adejax import input_pipeline
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def write_idx(path, array):
+  header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+  with open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def small_idx_dir(path, n_train=64, n_test=16) -> str:
+  """The first images of real Fashion-MNIST (random images where Debian's package is missing)."""
+  os.makedirs(path, exist_ok=True)
+  for split, n in (("train", n_train), ("test", n_test)):
+    names = input_pipeline.IDX_FILES[split]
+    if os.path.exists(os.path.join(FASHION_MNIST, names[0] + ".gz")):
+      data = input_pipeline.load_idx(FASHION_MNIST, split)
+      images, labels = data.images[:n, ..., 0], data.labels[:n]
+    else:
+      rng = np.random.default_rng(0)
+      images, labels = rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n)
+    write_idx(os.path.join(path, names[0]), images)
+    write_idx(os.path.join(path, names[1]), labels)
+  return str(path)
+
+
+def env(fault: str = "") -> dict:
+  """The subprocess environment: one CPU device, the suite's compilation cache, the planned fault."""
+  e = dict(os.environ)
+  e.pop("XLA_FLAGS", None)
+  e.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", ADEJAX_FAULT=fault,
+           JAX_COMPILATION_CACHE_DIR=os.environ.get("ADEJAX_TEST_JAX_CACHE", "/tmp/adejax_jax_cache"),
+           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", PYTHONPATH=ROOT)
+  return e
+
+
+def launch(*args, module="adejax.main", fault="", timeout=300) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(fault),
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(result, program="adejax") -> list[str]:
+  return [l for l in result.stderr.splitlines() if l.startswith(f"{program}: ")]
+
+
+def checkpoint_steps(workdir) -> list[int]:
+  folder = os.path.join(workdir, "checkpoints")
+  return sorted(int(n) for n in os.listdir(folder) if n.isdigit()) if os.path.isdir(folder) else []
+
+
+def load_checkpoint(workdir, step) -> dict:
+  """A checkpoint's arrays as a flat {path: numpy array}, read without a template."""
+  import jax
+  import orbax.checkpoint as ocp
+
+  tree = ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "default"))
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+
+
+def assert_identical(a: dict, b: dict):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
