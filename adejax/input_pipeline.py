@@ -63,8 +63,12 @@ def check_labels(data: ImageData, num_classes: int) -> None:
 def read_idx(path: str) -> np.ndarray:
   """Read one IDX file (optionally gzipped) into a numpy array."""
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    raw = f.read()
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream, an unreadable file
+    raise DataError(f"{path} cannot be read ({type(e).__name__}: {e}); the file is truncated or "
+                    "corrupt: re-install or re-download it.") from None
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
     raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
   ndim = raw[3]
@@ -120,11 +124,22 @@ def prepared_builder(name: str, data_dir: str = ""):
   return builder
 
 
+def check_split(builder, split: str) -> None:
+  """Refuse a split string naming a split the prepared dataset does not have (one clear line)."""
+  names = [part.split("[")[0].strip() for part in split.split("+")]
+  missing = [n for n in names if n not in builder.info.splits]
+  if missing:
+    raise DataError(f"TFDS dataset {builder.name!r} under {builder.data_dir!r} has no split "
+                    f"{missing[0]!r} (it has {sorted(builder.info.splits)}); set config.data.train_split "
+                    "/ config.data.eval_split, or prepare that split.")
+
+
 def load_tfds(name: str, split: str, data_dir: str = "") -> ImageData:
   """Load a prepared TFDS split (any TFDS split string, e.g. 'train[:50000]') into memory."""
   import tensorflow_datasets as tfds
 
   builder = prepared_builder(name, data_dir)
+  check_split(builder, split)
   images, labels = [], []
   for batch in tfds.as_numpy(builder.as_dataset(split=split, batch_size=4096)):
     images.append(np.asarray(batch["image"], np.uint8))
@@ -210,6 +225,7 @@ def stream_batches(data_config, split: str, local_batch: int, seed: int, start_s
     raise DataError("config.data.stream: IDX datasets are small and always held in memory; "
                     "use data.stream=False.")
   builder = prepared_builder(data_config.dataset, data_config.tfds_data_dir)
+  check_split(builder, split)
   share = tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index]
   options = tf.data.Options()
   options.deterministic = True

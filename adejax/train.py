@@ -9,6 +9,7 @@ any number of devices.
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import functools
 import math
@@ -353,6 +354,8 @@ def _mean_metrics(pending: list[dict]) -> dict[str, float]:
 
 
 def _prepare_workdir(workdir: str) -> None:
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise config_lib.ConfigError(f"--workdir {workdir!r} is a file, not a folder; choose another.")
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
@@ -401,8 +404,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   config_lib.validate(config)
   config_lib.check_devices(config, jax.device_count())
   _prepare_workdir(workdir)
-  with WorkdirLock(workdir):
-    return _train(config, workdir)
+  try:
+    with WorkdirLock(workdir):
+      return _train(config, workdir)
+  except OSError as e:
+    if e.errno != errno.ENOSPC:
+      raise
+    raise checkpointing.CheckpointWriteError(
+        f"Cannot write to {workdir}: the disk is full (writing {e.filename or 'a file'}); its "
+        "checkpoints are intact. Free some space, then re-run the same command to resume.") from None
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:

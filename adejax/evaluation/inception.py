@@ -253,6 +253,14 @@ class _PendingTensor:
 
 
 def _strided(data: np.ndarray, offset, size, stride) -> np.ndarray:
+  """The tensor (offset, size, stride) on `data`, refused unless every element lies inside it."""
+  offset, size, stride = int(offset), tuple(int(n) for n in size), tuple(int(n) for n in stride)
+  if offset < 0 or len(size) != len(stride) or min(size + stride, default=0) < 0:
+    raise UnsafeWeightsError(f"Refusing to load: a tensor with offset {offset}, size {size} and "
+                             f"stride {stride} is malformed.")
+  if 0 not in size and offset + sum((n - 1) * st for n, st in zip(size, stride)) >= data.size:
+    raise UnsafeWeightsError(f"Refusing to load: a tensor (offset {offset}, size {size}, stride "
+                             f"{stride}) reaches past the end of its storage of {data.size} elements.")
   item = data.dtype.itemsize
   return np.lib.stride_tricks.as_strided(data[offset:], shape=tuple(size),
                                          strides=tuple(s * item for s in stride)).copy()
@@ -341,18 +349,39 @@ def _load_legacy(path: str) -> dict:
 
 
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
-  """Arrays by torch key from a .pth (zip or legacy) or .npz file, without torch and without code."""
-  if path.endswith(".npz"):
-    with np.load(path, allow_pickle=False) as f:
-      return {k: f[k] for k in f.files}
-  if zipfile.is_zipfile(path):
-    return dict(_load_zip(path))
-  return _load_legacy(path)
+  """Arrays by torch key from a .pth (zip or legacy) or .npz file, without torch and without code.
+  A truncated or malformed file raises UnsafeWeightsError naming it."""
+  try:
+    if path.endswith(".npz"):
+      with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+    if zipfile.is_zipfile(path):
+      return dict(_load_zip(path))
+    return _load_legacy(path)
+  except UnsafeWeightsError:
+    raise
+  except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration,
+          struct.error, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    raise UnsafeWeightsError(f"{path} cannot be read as a weights file ({type(e).__name__}: "
+                             f"{str(e)[:150]}); it may be truncated: download it again.") from None
+
+
+def check_fid_params(params: dict, path: str = "the weights file") -> None:
+  """Refuse weights that are not FID Inception-v3's: every parameter present with its shape."""
+  wanted = jax.eval_shape(lambda: FIDInceptionV3().init(jax.random.key(0), jnp.zeros((1, 75, 75, 3))))
+  have = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  for k, v in jax.tree_util.tree_flatten_with_path(wanted["params"])[0]:
+    name = jax.tree_util.keystr(k)
+    if have.get(name) != tuple(v.shape):
+      raise UnsafeWeightsError(
+          f"{path} is not the FID Inception-v3 weights ({name}: expected shape {tuple(v.shape)}, "
+          f"found {have.get(name, 'nothing')}); use {WEIGHTS_FILENAME}.")
 
 
 def load_fid_inception(path: str, batch_size: int = 50) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """Callable: uint8 images (N, H, W, 1|3) -> (pool3 features (N, 2048), logits (N, 1008)), numpy."""
   params = state_dict_to_params(load_state_dict(path))
+  check_fid_params(params, path)
   return make_feature_fn(FIDInceptionV3(), params, preprocess, batch_size)
 
 
