@@ -22,8 +22,9 @@ class _Storage:
     self.key, self.array = key, array
 
 
-def write_pth(path, state_dict, legacy=False, extra_global=None):
-  """Write `state_dict` as torch.save would (standard key layout), without torch."""
+def write_pth(path, state_dict, legacy=False, extra_global=None, layout=None):
+  """Write `state_dict` as torch.save would (standard key layout), without torch. `layout`: a claimed
+  (offset, size, stride) per key instead of the true one (for crafted files)."""
   torch_mod, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
 
   def _rebuild_tensor_v2(*args):
@@ -36,13 +37,15 @@ def write_pth(path, state_dict, legacy=False, extra_global=None):
   torch_mod.FloatStorage, torch_mod._utils = storage_type, utils
 
   class Tensor:
-    def __init__(self, key, array):
+    def __init__(self, key, array, claimed=None):
       self.storage = _Storage(key, np.ascontiguousarray(array, np.float32))
+      self.claimed = claimed
 
     def __reduce__(self):
       a = self.storage.array
       stride = tuple(s // a.itemsize for s in a.strides)
-      return _rebuild_tensor_v2, (self.storage, 0, a.shape, stride, False, collections.OrderedDict())
+      offset, size, stride = self.claimed or (0, a.shape, stride)
+      return _rebuild_tensor_v2, (self.storage, offset, size, stride, False, collections.OrderedDict())
 
   class Pickler(pickle.Pickler):
     def persistent_id(self, obj):
@@ -53,7 +56,8 @@ def write_pth(path, state_dict, legacy=False, extra_global=None):
   saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
   sys.modules.update({"torch": torch_mod, "torch._utils": utils})
   try:
-    tensors = collections.OrderedDict((k, Tensor(str(i), v)) for i, (k, v) in enumerate(state_dict.items()))
+    tensors = collections.OrderedDict((k, Tensor(str(i), v, (layout or {}).get(k)))
+                                      for i, (k, v) in enumerate(state_dict.items()))
     if extra_global is not None:
       tensors["evil"] = extra_global
     body = io.BytesIO()
