@@ -1,5 +1,7 @@
 """Run many command lines of adejax's doors quickly: import everything once, then fork one child per
 command line that runs the module as `python -m` would (runpy, __main__), with its stderr captured.
+For command lines refused before any computation only: a child that starts JAX or tf.data after the
+fork can deadlock on a lock a parent thread held (seen with a training run).
 
   python tests/faults/cli_runner.py CASES.json RESULTS.json
 CASES.json: [[module, [args...]], ...]; RESULTS.json: [[exit status, stderr], ...].
@@ -7,7 +9,9 @@ CASES.json: [[module, [args...]], ...]; RESULTS.json: [[exit status, stderr], ..
 import json
 import os
 import runpy
+import signal
 import sys
+import time
 import tempfile
 import warnings
 
@@ -39,7 +43,16 @@ def run_one(module: str, args: list[str]) -> tuple[int, str]:
         code = 1
       sys.stderr.flush()
       os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    deadline = time.monotonic() + 120
+    while True:
+      done, status = os.waitpid(pid, os.WNOHANG)
+      if done:
+        break
+      if time.monotonic() > deadline:  # a hung child fails its case instead of hanging the suite
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return -9, "cli_runner: the command did not finish within 120 s"
+      time.sleep(0.05)
     err.seek(0)
     return os.waitstatus_to_exitcode(status), err.read()
 
