@@ -39,7 +39,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.mode = "av-ade"                # family "ade": one of MODES: gan | vae | v-ade | av-gde | av-ade
 
   c.data = ml_collections.ConfigDict()
-  c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files) or a TFDS name
+  c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files), their 1000-mode
+                                   # stacked versions "stacked_fashion_mnist_idx"/"stacked_mnist_idx"
+                                   # (28x28x3, input_pipeline.StackedImages), or a TFDS name
+  c.data.stacked_examples = 0      # stacked datasets: images per split; 0 = 128,000 train / 26,000 test
+  c.data.stacked_seed = 0          # stacked datasets: which images are stacked (fixed: one benchmark)
   c.data.idx_dir = ""              # folder with the four IDX files; "" = $ADEJAX_IDX_DIR or Debian's path
   c.data.tfds_data_dir = ""        # TFDS data_dir holding prepared datasets; "" = TFDS default
   c.data.image_size = 28           # model resolution; Fashion-MNIST's native 28 by default
@@ -142,6 +146,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.iwae_samples = 0          # K for the IWAE bound in `--mode=eval`; 0 = ELBO only
   c.eval.num_samples = 64          # images per sample grid
   c.eval.num_fid_samples = 10_000  # samples (and test images) for FID / IS / PRD in `--mode=eval`
+  c.eval.num_mode_samples = 26_000  # stacked datasets: samples whose modes are counted (protocol:
+                                   # 26,000), and as many held-out real images for the ceiling; 0 = skip
   c.eval.bn_refresh_examples = 2048  # training images on which evaluation and sampling re-estimate
                                    # batch-norm statistics at the current parameters
   c.eval.inception_path = ""       # pt_inception-2015-12-05-6726825d.pth (or .npz); "" = $ADEJAX_FID_INCEPTION
@@ -164,6 +170,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.train.image_every = c.eval.every = num_steps
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
   c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
+  c.eval.num_mode_samples = 64
   g = c.glow_vae
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
   g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
@@ -190,7 +197,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
   _check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
   _check(d.image_size >= 8, "data.image_size", "must be at least 8")
-  _check(not d.stream or d.dataset not in input_pipeline.IDX_DATASETS, "data.stream",
+  _check(d.stacked_examples >= 0, "data.stacked_examples", "must be >= 0 (0 = the protocol's sizes)")
+  _check(not d.stream or d.dataset not in input_pipeline.LOCAL_DATASETS, "data.stream",
          "IDX datasets are always held in memory; streaming is for TFDS datasets")
   _check(d.shuffle_buffer >= 1, "data.shuffle_buffer", "must be positive")
   try:
@@ -222,6 +230,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
   _check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")
+  _check(c.eval.num_mode_samples >= 0, "eval.num_mode_samples", "must be >= 0 (0 = skip mode counting)")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
   o = c.optim
   _check(o.lr > 0, "optim.lr", "must be positive")

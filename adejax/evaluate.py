@@ -10,11 +10,12 @@ import os
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
 from adejax import checkpointing, config_lib, input_pipeline, reporting
-from adejax.evaluation import domain_classifier, fid, inception, prd
+from adejax.evaluation import domain_classifier, fid, inception, modes, prd
 
 TEMPERATURES = (0.6, 0.8, 1.0)
 CLASSIFIER_EXAMPLES_WHEN_STREAMING = 50_000  # the domain classifier of a streamed dataset trains on these
@@ -110,13 +111,41 @@ def sample_quality(config, samples: np.ndarray, test_data, out_dir: str, labels=
   return metrics
 
 
-def _domain_metrics(config, samples, labels, test_data, real, cache: str, out_dir: str) -> dict:
-  metrics = {}
-  features, info = domain_classifier.load_or_train(
+def domain_features(config, test_data):
+  """(feature function, info) of the offline domain classifier. For a stacked dataset: the classifier
+  of its base dataset, applied to each channel (`modes.stacked_features`)."""
+  cache = feature_cache_dir(config)
+  if config.data.dataset in input_pipeline.STACKED_DATASETS:
+    base = ml_collections.ConfigDict(config.data.to_dict())
+    base.dataset = input_pipeline.STACKED_DATASETS[config.data.dataset]
+    features, info = domain_classifier.load_or_train(
+        cache, base.dataset, lambda: input_pipeline.load_split(base, base.train_split),
+        input_pipeline.load_split(base, base.eval_split), steps=config.eval.classifier_steps)
+    return modes.stacked_features(features), {**info, "per_channel": features}
+  return domain_classifier.load_or_train(
       cache, config.data.dataset,
       lambda: input_pipeline.load_split(config.data, config.data.train_split,
                                         limit=CLASSIFIER_EXAMPLES_WHEN_STREAMING if config.data.stream else 0),
       test_data, steps=config.eval.classifier_steps)
+
+
+def mode_metrics(config, samples: np.ndarray, test_data) -> dict:
+  """Modes covered out of 1000 and KL(histogram || uniform) of stacked samples, and the same for as
+  many held-out real stacked images (the ceiling the classifier allows), with its accuracy."""
+  _, info = domain_features(config, test_data)
+  logits = lambda x: info["per_channel"](x)[1]
+  n = min(len(samples), len(test_data))
+  fake = modes.coverage(modes.modes_of(modes.classify_channels(logits, samples)))
+  real = modes.coverage(modes.modes_of(modes.classify_channels(logits, test_data.images[:n])))
+  return {"modes": fake["modes"], "modes_kl": fake["kl"], "modes_samples": len(samples),
+          "modes_real": real["modes"], "modes_kl_real": real["kl"], "modes_real_images": n,
+          "mode_classifier_accuracy": info["test_accuracy"]}
+
+
+def _domain_metrics(config, samples, labels, test_data, real, cache: str, out_dir: str) -> dict:
+  del cache
+  metrics = {}
+  features, info = domain_features(config, test_data)
   real_f, _ = features(real)
   fake_f, fake_logits = features(samples)
   metrics["fid_domain"] = fid.fid_from_features(real_f, fake_f)
@@ -146,9 +175,15 @@ def evaluate_run(config, workdir: str) -> dict:
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   n = min(config.eval.num_fid_samples, len(eval_data))
-  if n:
-    samples, labels = generate_uint8(trainer, state, n, config.eval.batch_size)
-    metrics.update(sample_quality(config, samples, eval_data, out_dir, labels))
+  stacked = config.data.dataset in input_pipeline.STACKED_DATASETS
+  m = config.eval.num_mode_samples if stacked else 0
+  if n or m:
+    samples, labels = generate_uint8(trainer, state, max(n, m), config.eval.batch_size)
+    if n:
+      metrics.update(sample_quality(config, samples[:n], eval_data, out_dir,
+                                    None if labels is None else labels[:n]))
+    if m:
+      metrics.update(mode_metrics(config, samples[:m], eval_data))
   if jax.process_index() == 0:
     write_samples(trainer, state, out_dir, config.eval.num_samples)
     real, real_labels = eval_data.images[:config.eval.num_samples], eval_data.labels[:config.eval.num_samples]

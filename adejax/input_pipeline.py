@@ -1,6 +1,9 @@
 """Datasets as uint8 image arrays, and a deterministic, resumable batch order.
 
 Sources:
+  * stacked IDX datasets (`data.dataset = "stacked_fashion_mnist_idx"` or "stacked_mnist_idx"): 28x28x3
+    images whose R, G and B channels are three independently drawn images of the IDX dataset, the
+    1000-mode benchmark of the GAN literature (VEEGAN, PacGAN); label = 100 l_R + 10 l_G + l_B.
   * IDX files (the offline default: real Fashion-MNIST from Debian's `dataset-fashion-mnist`, or any folder
     holding the four standard files, gzipped or not): `data.dataset = "fashion_mnist_idx"` or "mnist_idx".
   * tensorflow-datasets (cifar10, stl10, downsampled_imagenet/64x64, lsun/<category>, celeb_a, mnist,
@@ -25,9 +28,17 @@ IDX_DATASETS = {
     "fashion_mnist_idx": "/usr/share/datasets/fashion-mnist",
     "mnist_idx": "/usr/share/datasets/mnist",
 }
+STACKED_DATASETS = {"stacked_fashion_mnist_idx": "fashion_mnist_idx", "stacked_mnist_idx": "mnist_idx"}
+STACKED_EXAMPLES = {"train": 128_000, "test": 26_000}  # the protocol's sizes (PacGAN; 26k samples)
+LOCAL_DATASETS = {*IDX_DATASETS, *STACKED_DATASETS}     # read from files, always held in memory
 IDX_ENV = "ADEJAX_IDX_DIR"
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def channels(dataset: str) -> int:
+  """Image channels of a dataset: 1 for IDX datasets, 3 for stacked ones and (almost all) TFDS ones."""
+  return 1 if dataset in IDX_DATASETS or dataset in ("mnist", "fashion_mnist") else 3
 
 
 class DataError(RuntimeError):
@@ -57,6 +68,50 @@ def check_labels(data: ImageData, num_classes: int) -> None:
   if int(data.labels.max()) >= num_classes:
     raise DataError(f"config.model.num_classes: the dataset has labels up to {int(data.labels.max())}; "
                     f"set num_classes={int(data.labels.max()) + 1}.")
+
+
+# ----------------------------------------------------------------------------- stacked datasets
+class StackedImages:
+  """(N, H, W, 3) uint8 images made on demand from one-channel `base` images: image i stacks
+  base[triples[i]] as its three channels. Indexing (an int, a slice, an index array) returns a numpy
+  array; the N stacked images are never held in memory, only the base images and the triples."""
+
+  def __init__(self, base: np.ndarray, triples: np.ndarray):
+    self.base, self.triples = base, triples
+    self.shape = (len(triples), *base.shape[1:3], 3)
+    self.dtype, self.ndim = np.dtype(np.uint8), 4
+
+  def __len__(self) -> int:
+    return len(self.triples)
+
+  def __getitem__(self, key):
+    if isinstance(key, tuple):
+      return self[key[0]][(slice(None),) + key[1:]] if not np.isscalar(key[0]) else self[key[0]][key[1:]]
+    picked = self.triples[key]                       # (..., 3) base indices
+    return np.moveaxis(self.base[picked, ..., 0], -3, -1)
+
+  def __array__(self, dtype=None, copy=None):
+    del copy
+    out = self[:]
+    return out if dtype is None else out.astype(dtype)
+
+
+def stacking_triples(num_base: int, num_examples: int, seed: int, split: str) -> np.ndarray:
+  """(num_examples, 3) base indices, uniform and independent: a pure function of (seed, split, index)
+  (a prefix of one counter-based stream), so every process and every resumed run sees the same data."""
+  stream = np.random.Generator(np.random.Philox(key=[seed, 0 if split == "train" else 1]))
+  return stream.integers(0, num_base, (num_examples, 3), dtype=np.int64)
+
+
+def load_stacked(data_config, split: str, limit: int = 0) -> ImageData:
+  """The stacked version of an IDX dataset's split (the held-out version stacks test images)."""
+  base = load_idx(idx_directory(STACKED_DATASETS[data_config.dataset], data_config.idx_dir), split)
+  n = data_config.stacked_examples or STACKED_EXAMPLES.get(split, STACKED_EXAMPLES["test"])
+  n = min(n, limit) if limit else n
+  triples = stacking_triples(len(base), n, data_config.stacked_seed, split)
+  images = fit_images(base.images, data_config.image_size, data_config.resize)
+  labels = (base.labels[triples] * np.array([100, 10, 1])).sum(-1).astype(np.int32)
+  return ImageData(StackedImages(images, triples), labels)
 
 
 # ----------------------------------------------------------------------------- IDX files
@@ -126,6 +181,8 @@ def prepared_builder(name: str, data_dir: str = ""):
 
 def check_split(builder, split: str) -> None:
   """Refuse a split string naming a split the prepared dataset does not have (one clear line)."""
+  if not builder.info.splits:  # no split metadata to check against (e.g. tfds.testing.mock_data)
+    return
   names = [part.split("[")[0].strip() for part in split.split("+")]
   missing = [n for n in names if n not in builder.info.splits]
   if missing:
@@ -191,8 +248,10 @@ def _fit_image_tf(image, size: int, mode: str):
 
 def load_split(data_config, split: str, limit: int = 0) -> ImageData:
   """The split named in the config (its first `limit` examples when limit > 0), at the model's
-  resolution, in memory."""
+  resolution, in memory (a stacked dataset: its base images, stacked on demand)."""
   name = data_config.dataset
+  if name in STACKED_DATASETS:
+    return load_stacked(data_config, split, limit)
   if name in IDX_DATASETS:
     data = load_idx(idx_directory(name, data_config.idx_dir), split)
     if limit:
@@ -221,7 +280,7 @@ def stream_batches(data_config, split: str, local_batch: int, seed: int, start_s
   import tensorflow as tf
   import tensorflow_datasets as tfds
 
-  if data_config.dataset in IDX_DATASETS:
+  if data_config.dataset in LOCAL_DATASETS:
     raise DataError("config.data.stream: IDX datasets are small and always held in memory; "
                     "use data.stream=False.")
   builder = prepared_builder(data_config.dataset, data_config.tfds_data_dir)

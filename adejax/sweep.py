@@ -21,9 +21,10 @@ import sys
 
 import jax
 import ml_collections
+import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, reporting
+from adejax import config_lib, input_pipeline, reporting
 
 SCALES = ("full", "small", "tiny")
 
@@ -34,6 +35,7 @@ class Member:
   config: ml_collections.ConfigDict
   paper: dict = dataclasses.field(default_factory=dict)  # e.g. {"bpd": 3.9, "is": 7.1, "fid": 28.0}
   bpd_from: str = ""  # take this row's bits/dim from another member (a GAN's from its gan_bpd run)
+  group: str = ""     # members of one group (e.g. seeds of one model) are also summarised as mean ± std
 
 
 # ----------------------------------------------------------------------------- helpers for experiments
@@ -41,7 +43,7 @@ def generator_param_count(config) -> int:
   """Generator (VAE + f_psi + sigma) parameters, computed from shapes only."""
   from adejax import families
 
-  shape = (config.data.image_size, config.data.image_size, 1 if "mnist" in config.data.dataset else 3)
+  shape = (config.data.image_size, config.data.image_size, input_pipeline.channels(config.data.dataset))
   model = families.make(config, shape).model
   y = jax.ShapeDtypeStruct((1,) + shape, "float32")
   labels = jax.numpy.zeros((1,), "int32") if config.model.num_classes else None
@@ -201,41 +203,81 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
       if m.bpd_from and os.path.exists(other):  # the bound of its BPD-for-a-GAN run
         ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
     mode = m.config.mode if m.config.model.family == "ade" else m.config.model.family
-    rows.append({"member": m.name, "mode": mode, **ours,
+    rows.append({"member": m.name, "mode": mode, **({"group": m.group} if m.group else {}), **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
+          "modes", "modes_kl", "modes_real", "modes_kl_real", "mode_classifier_accuracy",
           "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
-          "paper_is", "paper_fid", "paper_gan_test", "paper_gan_train"]
+          "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
   keys = [k for k in keys if any(k in r for r in rows)]
   with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+    w = csv.DictWriter(f, fieldnames=["group"] * any("group" in r for r in rows) + keys,
+                       extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-  fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
-  lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-  lines += ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in rows]
+  text = markdown_table(rows, keys)
+  summary = group_summary(rows, keys)
+  if summary:
+    text = ("Mean ± standard deviation over each group's members (seeds):\n\n"
+            + markdown_table(summary, ["group", "runs"] + keys[2:]) + "\nEach run:\n\n" + text)
   with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+    f.write(text)
   return rows
+
+
+def _fmt(v) -> str:
+  return f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+
+def markdown_table(rows: list[dict], keys: list[str]) -> str:
+  lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+  lines += ["| " + " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
+  return "\n".join(lines) + "\n"
+
+
+def group_summary(rows: list[dict], keys: list[str]) -> list[dict]:
+  """One row per group: "mean ± std" of each numeric metric over the group's finished members."""
+  groups: dict[str, list[dict]] = {}
+  for r in rows:
+    if r.get("group") and "step" in r:
+      groups.setdefault(r["group"], []).append(r)
+  out = []
+  for name, members in groups.items():
+    row = {"group": name, "runs": len(members)}
+    for k in keys:
+      values = [r[k] for r in members if isinstance(r.get(k), (int, float))]
+      if values and not k.startswith("paper_") and k != "step":
+        row[k] = f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else _fmt(values[0])
+      elif values:
+        row[k] = values[0]
+    out.append(row)
+  return out
 
 
 DISCUSSION_MARKER = "<!-- discussion: kept when the report is regenerated -->"
 
 
 def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid_domain") -> str:
-  """Coverage (bits/dim) against quality (FID), one labelled point per member."""
+  """Coverage (bits/dim) against quality (FID), one labelled point per member; with a second panel
+  against modes covered when the runs were evaluated on a stacked dataset. Members that are a paper's
+  model (with paper numbers) are drawn as stars."""
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, ax = plt.subplots(figsize=(5, 4))
-  for r in rows:
-    if x in r and y in r:
-      ax.scatter(r[x], r[y])
-      ax.annotate(r["member"], (r[x], r[y]), textcoords="offset points", xytext=(5, 5))
-  ax.set(xlabel=f"{x} (held-out, upper bound; lower = better coverage)",
-         ylabel=f"{y} (lower = better quality)", title="coverage vs quality")
+  panels = [(y, f"{y} (lower = better quality)")]
+  if any("modes" in r for r in rows):
+    panels.append(("modes", "modes covered of 1000 (higher = better coverage)"))
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
+  for ax, (key, label) in zip(axes[0], panels):
+    for r in rows:
+      if x in r and key in r:
+        paper = any(k.startswith("paper_") for k in r)
+        ax.scatter(r[x], r[key], marker="*" if paper else "o", s=120 if paper else 30)
+        ax.annotate(r["member"], (r[x], r[key]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    ax.set(xlabel=f"{x} (held-out, upper bound; lower = better coverage)", ylabel=label,
+           title="coverage vs quality" if key == y else "likelihood vs modes")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

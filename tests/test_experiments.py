@@ -113,3 +113,21 @@ def test_report_keeps_the_discussion(tmp_path):
   text = open(stem + ".md").read()
   assert text.count("Our reading of the numbers.") == 1 and "| vae | 4.0 |" in text
   assert os.path.getsize(stem + ".png") > 1000
+
+
+def test_seed_groups_are_summarised_as_mean_and_std(tmp_path):
+  root = str(tmp_path)
+  members = [sweep.Member(f"vae_s{i}", default.get_config("tiny"), group="vae") for i in range(2)]
+  members.append(sweep.Member("gan_s0", default.get_config("tiny"), {"modes": 78.9}, group="gan"))
+  for i, (modes, kl) in enumerate(((10, 2.0), (20, 1.0))):
+    sweep.reporting.write_json(os.path.join(root, f"vae_s{i}", "done.json"),
+                               {"modes": modes, "modes_kl": kl, "step": 4, "bpd_elbo": 5.0})
+  rows = sweep.collect(members, root)  # gan_s0 has not run: no summary row of numbers for it
+  assert [r["group"] for r in rows] == ["vae", "vae", "gan"]
+  (summary,) = sweep.group_summary(rows, ["modes", "modes_kl", "bpd_elbo", "paper_modes"])
+  assert summary == {"group": "vae", "runs": 2, "modes": "15.000 ± 5.000", "modes_kl": "1.500 ± 0.500",
+                     "bpd_elbo": "5.000 ± 0.000"}
+  text = open(os.path.join(root, "results.md")).read()
+  assert "| vae | 2 |" in text and "15.000 ± 5.000" in text and "| vae_s1 |" in text
+  sweep.scatter_plot(rows, os.path.join(root, "plot.png"))
+  assert os.path.getsize(os.path.join(root, "plot.png")) > 1000

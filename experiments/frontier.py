@@ -1,0 +1,40 @@
+"""The coverage-quality frontier: held-out bits/dim against fid_domain and modes covered as lambda_adv
+moves from pure likelihood to the GAN, for AV-ADE (with f_psi) and AV-GDE (without), on stacked
+Fashion-MNIST (1000 modes).
+
+  python -m adejax.sweep --experiment=experiments/frontier.py --workdir=DIR --scale=small \\
+      --report=docs/results/frontier
+
+One run per point: lambda_adv in (0, 1, 3, 10, 30, 100) for both models (lambda_adv = 0 is V-ADE / the
+VAE: likelihood only), and the GAN as the limit lambda_adv -> infinity. The paper's models are marked
+(stars in the plot): V-ADE and VAE (lambda 0), AV-ADE and AV-GDE at the paper's lambda_adv = 100, the
+GAN. Small scale as experiments/stacked.py (400 steps of the quarter-width models, one seed).
+"""
+from adejax import sweep
+
+LAMBDAS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
+PAPER_LAMBDA = 100.0
+STACKED = "stacked_fashion_mnist_idx"
+
+
+def scaled(mode: str, scale: str):
+  c = sweep.apply_scale(sweep.paper_config(mode), scale)
+  c.data.dataset = STACKED
+  if scale == "small":
+    c.train.num_steps, c.train.image_every, c.eval.every = 400, 200, 400
+  if scale == "tiny":
+    c.data.stacked_examples = 64
+  return c
+
+
+def get_experiment(scale: str):
+  lambdas = LAMBDAS if scale != "tiny" else (0.0, PAPER_LAMBDA)
+  members = []
+  for mode, likelihood_only in (("av-ade", "v-ade"), ("av-gde", "vae")):
+    for lam in lambdas:
+      c = scaled(likelihood_only if lam == 0 else mode, scale)
+      c.loss.adv_weight = lam if lam else c.loss.adv_weight
+      paper = {"lambda_adv": lam} if lam in (0.0, PAPER_LAMBDA) else {}
+      members.append(sweep.Member(f"{mode}_lam{lam:g}", c, paper))
+  members.append(sweep.Member("gan", scaled("gan", scale), {"lambda_adv": float("inf")}))
+  return members

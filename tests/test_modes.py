@@ -1,0 +1,104 @@
+"""Stacked datasets and mode counting: deterministic, resumable and shardable stacking that never
+materialises the stacked set; the 1000-mode metric against cases with known answers; a stacked run
+evaluated end to end."""
+import os
+
+import numpy as np
+import pytest
+
+from adejax import config_lib, evaluate, input_pipeline as ip, train
+from adejax.evaluation import modes
+from configs import default
+from test_input_pipeline import make_idx_dir
+
+
+def stacked_config(idx_dir, n=0, dataset="stacked_fashion_mnist_idx"):
+  c = config_lib.base_config()
+  c.data.dataset, c.data.idx_dir, c.data.stacked_examples = dataset, str(idx_dir), n
+  return c
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("idx")
+  make_idx_dir(path, n_train=50, n_test=30)
+  return path
+
+
+def test_stacking_is_a_pure_function_of_seed_and_index_and_never_materialised(idx_dir):
+  base = ip.load_idx(str(idx_dir), "train")
+  data = ip.load_split(stacked_config(idx_dir, 500).data, "train")
+  assert isinstance(data.images, ip.StackedImages) and data.images.shape == (500, 28, 28, 3)
+  assert data.images.base.nbytes == base.images.nbytes  # only the base images are held
+  i = 123
+  triple = data.images.triples[i]
+  for c in range(3):
+    np.testing.assert_array_equal(data.images[i][..., c], base.images[triple[c], ..., 0])
+  assert data.labels[i] == 100 * base.labels[triple[0]] + 10 * base.labels[triple[1]] + base.labels[triple[2]]
+  again = ip.load_split(stacked_config(idx_dir, 200).data, "train")  # a prefix of the same stream
+  np.testing.assert_array_equal(again.images[:], data.images[:200])
+  np.testing.assert_array_equal(np.asarray(again.images), again.images[np.arange(200)])
+  test = ip.load_split(stacked_config(idx_dir, 200).data, "test")  # held out: stacks test images
+  assert not np.array_equal(test.images.triples, again.images.triples)
+  other_seed = stacked_config(idx_dir, 200)
+  other_seed.data.stacked_seed = 1
+  assert not np.array_equal(ip.load_split(other_seed.data, "train").images.triples, again.images.triples)
+  # the default sizes are the protocol's
+  assert len(ip.load_split(stacked_config(idx_dir).data, "train")) == 128_000
+  assert len(ip.load_split(stacked_config(idx_dir).data, "test")) == 26_000
+  # the stacked version of MNIST where a user provides its IDX files (the same reader)
+  mnist = ip.load_split(stacked_config(idx_dir, 10, "stacked_mnist_idx").data, "train")
+  assert mnist.images.shape == (10, 28, 28, 3)
+
+
+def test_stacked_batches_resume_and_shard_like_any_dataset(idx_dir):
+  data = ip.load_split(stacked_config(idx_dir, 300).data, "train")
+  order = ip.BatchOrder(len(data), 16, seed=3)
+  straight = [b for _, b in zip(range(6), ip.train_batches(data, order, 0))]
+  resumed = [b for _, b in zip(range(3), ip.train_batches(data, order, 3))]
+  for (a, la), (b, lb) in zip(straight[3:], resumed):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+  halves = [next(ip.train_batches(data, ip.BatchOrder(len(data), 16, 3, p, 2), 0)) for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate([h[0] for h in halves]), straight[0][0])
+
+
+def test_mode_metric_known_answers(idx_dir):
+  rng = np.random.default_rng(0)
+  uniform = rng.integers(0, 10, (26_000, 3))
+  out = modes.coverage(modes.modes_of(uniform))
+  assert out["modes"] == 1000 and out["kl"] < 0.03  # 26 samples per mode: sampling noise only
+  one = modes.coverage(modes.modes_of(np.tile([[3, 1, 4]], (26_000, 1))))
+  assert one["modes"] == 1 and one["kl"] == pytest.approx(np.log(1000), rel=1e-6)
+  ten = modes.coverage(modes.modes_of(rng.integers(0, 10, (10, 3))[rng.integers(0, 10, 26_000)]))
+  assert ten["modes"] <= 10 and ten["kl"] >= np.log(100) - 1e-6  # >= log(1000 / 10)
+
+
+def test_channel_classification_and_stacked_features(idx_dir):
+  data = ip.load_split(stacked_config(idx_dir, 40).data, "test")
+  base = ip.load_idx(str(idx_dir), "test")
+  # an oracle "classifier" that knows each base image: returns one-hot logits of its true class
+  lookup = {bytes(img.tobytes()): lab for img, lab in zip(base.images, base.labels)}
+  oracle_logits = lambda x: np.eye(10)[[lookup[bytes(img.tobytes())] for img in x]] * 20.0
+  classes = modes.classify_channels(oracle_logits, data.images, chunk=7)
+  np.testing.assert_array_equal(modes.modes_of(classes), data.labels)  # the triple is the label
+  features = modes.stacked_features(lambda x: (x.reshape(len(x), -1)[:, :5].astype(np.float32),
+                                               oracle_logits(x)))
+  f, logits = features(data.images[:6])
+  assert f.shape == (6, 15) and logits.shape == (6, 1000)
+  np.testing.assert_allclose(np.logaddexp.reduce(logits, -1), 0.0, atol=1e-5)  # normalised
+  np.testing.assert_array_equal(np.argmax(logits, -1), data.labels[:6])
+
+
+def test_a_tiny_stacked_run_reports_modes_beside_the_real_data_ceiling(tmp_path, idx_dir):
+  c = default.get_config("tiny")
+  c.data.dataset, c.data.idx_dir, c.data.stacked_examples = "stacked_fashion_mnist_idx", str(idx_dir), 64
+  c.data.image_size, c.data.resize = 16, "resize"
+  c.train.num_steps, c.eval.feature_cache_dir = 2, str(tmp_path / "cache")
+  train.train_and_evaluate(c, str(tmp_path / "run"))
+  out = evaluate.evaluate_run(c, str(tmp_path / "run"))
+  assert 1 <= out["modes"] <= 64 and 0 <= out["modes_kl"] <= np.log(1000) + 1e-6
+  assert out["modes_samples"] == 64 and out["modes_real_images"] == 64
+  assert 1 <= out["modes_real"] <= 64 and 0.0 <= out["mode_classifier_accuracy"] <= 1.0
+  assert np.isfinite(out["fid_domain"]) and np.isfinite(out["bpd_elbo"])
+  assert os.path.exists(tmp_path / "run" / "eval" / "samples_t1.0.png")
