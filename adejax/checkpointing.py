@@ -13,6 +13,7 @@ The user's files are never deleted. Every error here is one line that says what 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -128,27 +129,21 @@ class Checkpointer:
   def custom_metadata(self, step: int) -> dict:
     return dict(self.manager.metadata(step).custom_metadata or {})
 
+  @contextlib.contextmanager
   def _writing(self, step: int):
     """Turns a failed write (ours or a pending asynchronous one) into one clear CheckpointWriteError."""
-    checkpointer = self
-
-    class _Guard:
-      def __enter__(self):
-        return self
-
-      def __exit__(self, kind, error, tb):
-        if error is None or isinstance(error, CheckpointError) or not isinstance(error, Exception):
-          return False
-        previous = [s for s in checkpointer.manager.all_steps() if s != step]
-        kept = (f"the checkpoint of step {max(previous)} is intact" if previous
-                else "no earlier checkpoint exists")
-        full = _has_errno(error, errno.ENOSPC)
-        what = "the disk is full" if full else f"{type(error).__name__}: {_first_line(error)}"
-        raise CheckpointWriteError(
-            f"Could not write a checkpoint to {checkpointer.directory} ({what}); {kept}. "
-            f"{'Free some space, then r' if full else 'R'}e-run the same command to resume.") from None
-
-    return _Guard()
+    try:
+      yield
+    except CheckpointError:
+      raise
+    except Exception as error:  # noqa: BLE001 -- orbax reports write failures in many types
+      previous = [s for s in self.manager.all_steps() if s != step]
+      kept = f"the checkpoint of step {max(previous)} is intact" if previous else "no earlier checkpoint exists"
+      full = _has_errno(error, errno.ENOSPC)
+      what = "the disk is full" if full else f"{type(error).__name__}: {_first_line(error)}"
+      raise CheckpointWriteError(
+          f"Could not write a checkpoint to {self.directory} ({what}); {kept}. "
+          f"{'Free some space, then r' if full else 'R'}e-run the same command to resume.") from None
 
   def restore_latest(self, template):
     """The newest readable checkpoint restored into `template`'s structure and shardings; `template`

@@ -88,14 +88,16 @@ def feature_cache_dir(config) -> str:
   return config.eval.feature_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "adejax")
 
 
-def sample_quality(config, samples: np.ndarray, test_data, out_dir: str, labels=None) -> dict:
+def sample_quality(config, samples: np.ndarray, test_data, out_dir: str, labels=None,
+                   domain=None) -> dict:
   """fid_domain / is_domain / PRD with the offline domain classifier; fid / is with Inception if given;
   GAN-test / GAN-train for samples generated for class `labels`. Samples are compared with the first
   len(samples) test images."""
   metrics, cache = {}, feature_cache_dir(config)
   real = test_data.images[:len(samples)]
   if test_data.has_labels:
-    metrics.update(_domain_metrics(config, samples, labels, test_data, real, cache, out_dir))
+    metrics.update(_domain_metrics(config, samples, labels, test_data, real, out_dir,
+                                   domain or domain_features(config, test_data)))
   else:
     logging.warning("%s has no class labels: no domain classifier, so no fid_domain/is_domain/PRD.",
                     config.data.dataset)
@@ -129,10 +131,11 @@ def domain_features(config, test_data):
       test_data, steps=config.eval.classifier_steps)
 
 
-def mode_metrics(config, samples: np.ndarray, test_data) -> dict:
+def mode_metrics(samples: np.ndarray, test_data, domain) -> dict:
   """Modes covered out of 1000 and KL(histogram || uniform) of stacked samples, and the same for as
-  many held-out real stacked images (the ceiling the classifier allows), with its accuracy."""
-  _, info = domain_features(config, test_data)
+  many held-out real stacked images (the ceiling the classifier allows), with its accuracy. `domain`:
+  `domain_features` of the stacked dataset."""
+  _, info = domain
   logits = lambda x: info["per_channel"](x)[1]
   n = min(len(samples), len(test_data))
   fake = modes.coverage(modes.modes_of(modes.classify_channels(logits, samples)))
@@ -142,10 +145,9 @@ def mode_metrics(config, samples: np.ndarray, test_data) -> dict:
           "mode_classifier_accuracy": info["test_accuracy"]}
 
 
-def _domain_metrics(config, samples, labels, test_data, real, cache: str, out_dir: str) -> dict:
-  del cache
+def _domain_metrics(config, samples, labels, test_data, real, out_dir: str, domain) -> dict:
   metrics = {}
-  features, info = domain_features(config, test_data)
+  features, info = domain
   real_f, _ = features(real)
   fake_f, fake_logits = features(samples)
   metrics["fid_domain"] = fid.fid_from_features(real_f, fake_f)
@@ -179,11 +181,12 @@ def evaluate_run(config, workdir: str) -> dict:
   m = config.eval.num_mode_samples if stacked else 0
   if n or m:
     samples, labels = generate_uint8(trainer, state, max(n, m), config.eval.batch_size)
+    domain = domain_features(config, eval_data) if eval_data.has_labels else None  # loaded once
     if n:
       metrics.update(sample_quality(config, samples[:n], eval_data, out_dir,
-                                    None if labels is None else labels[:n]))
+                                    None if labels is None else labels[:n], domain))
     if m:
-      metrics.update(mode_metrics(config, samples[:m], eval_data))
+      metrics.update(mode_metrics(samples[:m], eval_data, domain))
   if jax.process_index() == 0:
     write_samples(trainer, state, out_dir, config.eval.num_samples)
     real, real_labels = eval_data.images[:config.eval.num_samples], eval_data.labels[:config.eval.num_samples]

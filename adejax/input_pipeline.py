@@ -86,7 +86,7 @@ class StackedImages:
 
   def __getitem__(self, key):
     if isinstance(key, tuple):
-      return self[key[0]][(slice(None),) + key[1:]] if not np.isscalar(key[0]) else self[key[0]][key[1:]]
+      raise TypeError("StackedImages takes one index (int, slice or index array); index the result further")
     picked = self.triples[key]                       # (..., 3) base indices
     return np.moveaxis(self.base[picked, ..., 0], -3, -1)
 

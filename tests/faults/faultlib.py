@@ -7,15 +7,10 @@ import sys
 import numpy as np
 
 from adejax import input_pipeline
+from test_input_pipeline import write_idx  # tests/ is on the path (its conftest)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-
-def write_idx(path, array):
-  header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-  with open(path, "wb") as f:
-    f.write(header + array.astype(np.uint8).tobytes())
 
 
 def small_idx_dir(path, n_train=64, n_test=16) -> str:
