@@ -179,6 +179,26 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   return c
 
 
+def parse_variant(variant: str, config_file: str, names, exclusive=()) -> set[str]:
+  """The names of a config file's variant, `configs/cifar_avade.py:wg,rd` -> {"wg", "rd"}.
+
+  `names` are the file's valid names ("tiny" is always valid); `exclusive` lists groups of names of
+  which at most one may be given (e.g. LSUN categories). An unknown name or two of one group is a
+  ConfigError listing the valid names.
+  """
+  names = list(names) + ["tiny"]
+  given = [n.strip() for n in variant.split(",") if n.strip()]
+  unknown = [n for n in given if n not in names]
+  if unknown:
+    raise ConfigError(f"{config_file}: unknown variant {','.join(unknown)!r}; valid names, comma-separated: "
+                      f"{', '.join(names)}")
+  for group in exclusive:
+    clash = [n for n in given if n in group]
+    if len(clash) > 1:
+      raise ConfigError(f"{config_file}: variants {clash} exclude each other; give one of {list(group)}")
+  return set(given)
+
+
 def _check(cond: bool, key: str, msg: str):
   if not cond:
     raise ConfigError(f"config.{key}: {msg}")
@@ -226,6 +246,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(t.freeze in ("", "decoder"), "train.freeze", "must be '' or 'decoder'")
   _check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
          "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
+  _check(not t.freeze or t.init_checkpoint, "train.freeze",
+         "a frozen decoder must come from another run: set train.init_checkpoint to that run's workdir")
   _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
   _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")

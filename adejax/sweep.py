@@ -74,6 +74,8 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   full_steps = c.train.num_steps
   c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 28, "pad"
   c.data.stream, c.data.train_split, c.data.eval_split = False, "train", "test"
+  if config_lib.MODES[c.mode][0] and 28 % 2 ** (c.model.flow_scales - 1):
+    c.data.image_size = 32  # f_psi's scales need it (Table 9's 4 scales); padded pixels count in bits/dim
   c.model.width *= 0.25
   c.model.disc_width *= 0.25
   c.model.flow_width = 16
@@ -97,27 +99,72 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   return c
 
 
+REFINEMENTS = {  # papers/002 section 5.2 and appendices: a config file's variant names
+    "rd": "residual discriminator (Table 6a)",
+    "wg": "generator of twice the width",
+    "iaf": "residual IAF-VAE generator with an IAF step per posterior (Table 6b)",
+    "s2": "f_psi with two scales (appendix F)",
+    "cond": "class-conditional: conditional weight norm, projection discriminator (appendix E.1)",
+}
+FLOW_CAPACITY = {  # Table 9's f_psi architectures: variant name -> (scales, residual blocks)
+    f"flow{s}x{b}": (s, b) for s, b in ((1, 2), (2, 2), (2, 4), (3, 3), (3, 2), (4, 1))}
+
+
 def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, rd: bool = False,
-                 wg: bool = False, iaf: bool = False, s2: bool = False,
-                 num_classes: int = 0) -> ml_collections.ConfigDict:
+                 wg: bool = False, iaf: bool = False, s2: bool = False, num_classes: int = 0,
+                 capacity: tuple[int, int] | None = None) -> ml_collections.ConfigDict:
   """A config of papers/002 by its row name: mode plus refinements rd, wg, iaf, s2 (section 5.2).
 
   rd: residual discriminator (Table 6a); wg: generator of twice the width; iaf: the residual IAF-VAE
   generator of Table 6b with an IAF step per posterior; s2: f_psi with two scales. The GAN draws from
   one latent vector (model.generator "vector" by default for mode gan; footnote 2). num_classes > 0:
   the class-conditional version of appendix E.1 (conditional weight norm, projection discriminator).
+  capacity = (scales, blocks): Table 9's f_psi, with the residual architectures of Table 6 (residual
+  generator and discriminator); its AV-ADE models train by likelihood first and switch on the
+  adversarial loss at 40% of training (appendix F: "first trained with maximum-likelihood estimation").
   """
   c = config_lib.base_config()
   c.mode = mode
   c.data.dataset, c.data.image_size = dataset, image_size
   c.data.resize = "resize" if dataset != "cifar10" else "pad"
-  c.model.disc_arch = "resnet" if rd else "conv"
+  c.model.disc_arch = "resnet" if rd or capacity else "conv"
   c.model.width = 2.0 if wg else 1.0
   c.model.arch, c.model.iaf = ("resnet", True) if iaf else ("sngan", False)
   c.model.flow_scales = 2 if s2 else 1
   c.model.num_classes = num_classes
   c.train.batch_size = 64 if image_size <= 32 else 32
   c.train.num_steps, c.eval.every, c.ckpt.every = 500_000, 10_000, 5_000
+  if capacity:
+    c.model.arch = "resnet"
+    c.model.flow_scales, c.model.flow_blocks = capacity
+    if config_lib.MODES[mode][1] and config_lib.MODES[mode][2]:
+      c.loss.adv_start_step = int(0.4 * c.train.num_steps)
+  return c
+
+
+def variant_config(mode: str, variant: str, config_file: str, names, *, dataset: str = "cifar10",
+                   image_size: int = 32, default: str = "") -> ml_collections.ConfigDict:
+  """The config of a papers/002 config file (configs/cifar_avade.py etc.) for a variant such as
+  "wg,rd": refinement names (REFINEMENTS), a Table 9 f_psi (FLOW_CAPACITY) and "tiny" (test size:
+  width 1/16, 16x16 images, 2 steps; the dataset stays, so TFDS datasets need mock data). `default`
+  is the file's row when the variant names no refinement (e.g. "wg,rd" for LSUN)."""
+  given = config_lib.parse_variant(variant, config_file, names,
+                                   exclusive=(tuple(n for n in FLOW_CAPACITY if n in names),))
+  if not given - {"tiny"}:
+    given |= config_lib.parse_variant(default, config_file, names)
+  capacity = next((FLOW_CAPACITY[n] for n in given if n in FLOW_CAPACITY), None)
+  c = paper_config(mode, dataset, image_size, capacity=capacity, num_classes=10 * ("cond" in given),
+                   **{n: n in given for n in ("rd", "wg", "iaf", "s2")})
+  if dataset == "stl10":  # section 5.3: STL-10 trains on its unlabelled images too
+    c.data.train_split = "train+unlabelled"
+  elif image_size > 32:   # ImageNet-64, LSUN, CelebA: streamed from TFDS, evaluated on a held-out split
+    c.data.stream = True
+    c.data.eval_split = "test" if dataset == "celeb_a" else "validation"
+  if "tiny" in given:
+    config_lib.make_tiny(c, num_steps=2)
+    c.model.flow_blocks = 1
+    c.data.image_size, c.data.resize = 16, "resize"
+    c.loss.adv_start_step = min(c.loss.adv_start_step, 1)
   return c
 
 
@@ -169,6 +216,9 @@ def glow_vae_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collectio
 def load_experiment(path: str, scale: str) -> list[Member]:
   if not os.path.exists(path):
     raise config_lib.ConfigError(f"--experiment: no such file {path!r}")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))  # experiments build on configs/
+  if os.path.isdir(os.path.join(root, "configs")) and root not in sys.path:
+    sys.path.insert(0, root)
   spec = importlib.util.spec_from_file_location("adejax_experiment", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

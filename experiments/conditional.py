@@ -3,21 +3,18 @@ GAN-test and GAN-train (Shmelkov et al. 2018).
 
   python -m adejax.sweep --experiment=experiments/conditional.py --workdir=DIR [--scale=small]
 
-Both models are the section 5.1 architectures made class-conditional: conditional weight norm
-(a scale g(y) and biases per class, eq. 16) in every layer of the generator / VAE, and a projection
-discriminator (Miyato & Koyama 2018). The generated images of each step are drawn for the labels of
-the real batch. `adejax.evaluate` reports `gan_test_domain` and `gan_train_domain`: the paper's two
-accuracies measured with adejax's domain classifier (fractions; the paper's are in the columns beside,
-also as fractions, measured with another classifier, so compare orderings, not values).
+Both models are the `cond` variants of configs/cifar_gan.py and configs/cifar_avade.py: the section 5.1
+architectures made class-conditional, with conditional weight norm (a scale g(y) and biases per class,
+eq. 16) in every layer of the generator / VAE and a projection discriminator (Miyato & Koyama 2018).
+The generated images of each step are drawn for the labels of the real batch. `adejax.evaluate`
+reports `gan_test_domain` and `gan_train_domain`: the paper's two accuracies measured with adejax's
+domain classifier (fractions; the paper's are in the columns beside, also as fractions, measured with
+another classifier, so compare orderings, not values).
 """
 from adejax import sweep
-
-ROWS = {  # name: (mode, paper GAN-test / GAN-train as fractions; Table 8)
-    "gan_cond": ("gan", {"gan_test": 0.718, "gan_train": 0.297}),
-    "av-ade_cond": ("av-ade", {"gan_test": 0.769, "gan_train": 0.734}),
-}
+from configs import cifar_avade, cifar_gan
 
 
 def get_experiment(scale: str):
-  return [sweep.Member(name, sweep.apply_scale(sweep.paper_config(mode, num_classes=10), scale), paper)
-          for name, (mode, paper) in ROWS.items()]
+  return [sweep.Member(name, sweep.apply_scale(f.get_config("cond"), scale), f.PAPER["cond"])
+          for name, f in (("gan_cond", cifar_gan), ("av-ade_cond", cifar_avade))]

@@ -11,6 +11,10 @@ VAE: likelihood only), and the GAN as the limit lambda_adv -> infinity. The pape
 GAN. Small scale as experiments/stacked.py (400 steps of the quarter-width models, one seed).
 """
 from adejax import sweep
+from configs import cifar_avade, cifar_avgde, cifar_gan, cifar_vade, cifar_vae
+
+CONFIGS = {"gan": cifar_gan, "vae": cifar_vae, "v-ade": cifar_vade, "av-gde": cifar_avgde,
+           "av-ade": cifar_avade}
 
 LAMBDAS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
 PAPER_LAMBDA = 100.0
@@ -18,7 +22,7 @@ STACKED = "stacked_fashion_mnist_idx"
 
 
 def scaled(mode: str, scale: str):
-  c = sweep.apply_scale(sweep.paper_config(mode), scale)
+  c = sweep.apply_scale(CONFIGS[mode].get_config(), scale)
   c.data.dataset = STACKED
   if scale == "small":
     c.train.num_steps, c.train.image_every, c.eval.every = 400, 200, 400

@@ -12,18 +12,11 @@ Not here: the paper's standalone Glow rows (Tables 2-4 compare against Glow of d
 squeezes, a model outside this codebase).
 """
 from adejax import sweep
+from configs import cifar_glow_vae
 
-PAPER = {  # papers/003 on CIFAR-10: Table 1 (FID), Table 2 (FID, bits/dim)
-    "two-stage": {"fid": 76.04},
-    "flow-prior": {"fid": 71.85},
-    "glow-vae": {"fid": 42.14, "bpd": 3.17},
-}
-VARIANTS = {"two-stage": "two_stage", "flow-prior": "flow_prior", "glow-vae": "full"}
+VARIANTS = {"two-stage": "two_stage", "flow-prior": "flow_prior", "glow-vae": ""}  # of its config file
 
 
 def get_experiment(scale: str):
-  members = []
-  for name, variant in VARIANTS.items():
-    c = sweep.glow_vae_variant(sweep.glow_vae_paper_config("cifar10", 32, 3), variant)
-    members.append(sweep.Member(name, sweep.apply_scale(c, scale), PAPER[name]))
-  return members
+  return [sweep.Member(name, sweep.apply_scale(cifar_glow_vae.get_config(v), scale), cifar_glow_vae.PAPER[v])
+          for name, v in VARIANTS.items()]

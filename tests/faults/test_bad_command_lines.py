@@ -49,6 +49,10 @@ CASES = [  # (id, module, arguments (the workdir is added as {w}), text the one 
     # config files and variants
     ("missing config file", MAIN, ["--config=configs/nothing.py"], "configs/nothing.py"),
     ("unknown variant", MAIN, ["--config=configs/default.py:huge"], "huge"),
+    ("unknown refinement", MAIN, ["--config=configs/cifar_avade.py:wg,bogus"],
+     "unknown variant 'bogus'; valid names, comma-separated: rd, wg, iaf, s2"),
+    ("two LSUN categories", MAIN, ["--config=configs/lsun_avade.py:tower,bedroom"], "exclude each other"),
+    ("GAN bpd without a GAN", MAIN, ["--config=configs/cifar_vae.py:gan_bpd,tiny"], "train.init_checkpoint"),
     ("no --config", MAIN, [], "--config is required"),
     # flags
     ("unknown flag", MAIN, [T, "--bogus_flag=1"], "bogus_flag"),
