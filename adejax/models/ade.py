@@ -85,6 +85,14 @@ class ADEModel(nn.Module):
     f, flow_logdet = self.flow.forward_and_log_det(s, train=train)
     return f, logdet + flow_logdet, flow_logdet
 
+  def flow_log_det_map(self, y: jax.Array) -> jax.Array:
+    """(B, H, W): f_psi's log-det per pixel (eval mode; summed over pixels it is `flow_logdet`).
+    Zeros for a model without f_psi."""
+    s = self._preprocess().forward(y)
+    if self.flow is None:
+      return jnp.zeros(y.shape[:3], y.dtype)
+    return jnp.sum(self.flow.log_det_map(s, train=False), axis=-1)
+
   def from_features(self, f: jax.Array) -> jax.Array:
     """Feature space -> y-space images (running batch-norm averages, never updated)."""
     if self.flow is not None:

@@ -179,6 +179,35 @@ class RealNVP(nn.Module):
         bij = MultiScale(board, chain(self.nets[2 * s + 1], sq, channel_mask), bij)
     return bij
 
+  def log_det_map(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """f_psi's log-det as a per-element map of x's shape: each coupling's log-scale at the element it
+    scales, moved back through every squeeze and factor-out to that element's place in x. Summed over
+    (H, W, C) it is exactly `forward_and_log_det`'s log-det (tested), so its channel sum shows where in
+    the image f_psi expands or contracts volume."""
+    self._check(x)
+
+    def couplings(nets, shape, mask_fn, h):
+      total = jnp.zeros_like(h)
+      for i, net in enumerate(nets):
+        mask = jnp.asarray(mask_fn(shape, i % 2), bool)
+        shift, log_scale = net(jnp.where(mask, h, 0.0), train=train)
+        h = jnp.where(mask, h, h * jnp.exp(log_scale) + shift)
+        total = total + jnp.where(mask, 0.0, log_scale)
+      return h, total
+
+    def scale(s, h):
+      h, board = couplings(self.nets[2 * s], self.shapes[s], checkerboard_mask, h)
+      if s == self.num_scales - 1:
+        return h, board
+      sq = squeeze(h)
+      sq, channel = couplings(self.nets[2 * s + 1], sq.shape[1:], channel_mask, sq)
+      kept, rest = jnp.split(sq, 2, axis=-1)
+      rest, deeper = scale(s + 1, rest)
+      inner = jnp.concatenate([jnp.zeros_like(kept), deeper], axis=-1)
+      return unsqueeze(jnp.concatenate([kept, rest], axis=-1)), board + unsqueeze(channel + inner)
+
+    return scale(0, x)[1]
+
   def _check(self, x):
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
       raise ValueError(f"RealNVP expects a batch of shape (B, {', '.join(map(str, self.image_shape))})"
