@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "pillow>=10",
     "matplotlib>=3.8",
+    "tqdm>=4.60",  # train_and_evaluate(progress_bar=True) in notebooks
 ]
 
 setup(
@@ -28,5 +29,7 @@ setup(
     packages=find_packages(include=["adejax", "adejax.*"]),
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    # notebooks are executed by the tests (nbclient, in an ipykernel)
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
+                             "ipykernel>=6.29"]},
 )

@@ -88,18 +88,28 @@ def write_json(path: str, payload: dict) -> None:
 class Reporter:
   """TensorBoard + console scalars on process 0, progress/ETA, and image grids under workdir/samples."""
 
-  def __init__(self, workdir: str, num_steps: int):
+  def __init__(self, workdir: str, num_steps: int, start: int = 0, progress_bar: bool = False):
     self.workdir = workdir
     self.main = jax.process_index() == 0
     self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.main)
     self.progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=self.writer,
                                                     every_secs=30.0)
+    self.bar = None
+    if progress_bar and self.main:  # a notebook's (or terminal's) bar with the latest train/eval bpd
+      from tqdm.auto import tqdm
+
+      self.bar = tqdm(total=num_steps, initial=start, unit="step", desc="training")
 
   def tick(self, step: int) -> None:
     self.progress(step)
+    if self.bar is not None:
+      self.bar.update(step - self.bar.n)
 
   def scalars(self, step: int, values: dict, prefix: str) -> None:
     self.writer.write_scalars(step, {f"{prefix}/{k}": v for k, v in values.items()})
+    if self.bar is not None:
+      shown = {k: v for k, v in values.items() if k in ("bpd", "bpd_elbo", "disc_accuracy")}
+      self.bar.set_postfix({f"{prefix}/{k}": f"{float(v):.3f}" for k, v in shown.items()}, refresh=False)
 
   def images(self, step: int, named: dict[str, np.ndarray]) -> None:
     if not self.main:
@@ -110,5 +120,7 @@ class Reporter:
       logging.info("Wrote %s", path)
 
   def close(self) -> None:
+    if self.bar is not None:
+      self.bar.close()
     self.writer.flush()
     self.writer.close()

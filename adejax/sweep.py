@@ -17,6 +17,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import sys
 
 import jax
@@ -275,6 +276,24 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   return rows
 
 
+def load_results(path: str) -> list[dict]:
+  """The rows of a sweep's results.csv (a sweep workdir, or the CSV itself, e.g. one in docs/results),
+  numbers as floats: what `collect` wrote, for tables and plots in notebooks."""
+  if os.path.isdir(path):
+    path = os.path.join(path, "results.csv")
+  if not os.path.exists(path):
+    raise config_lib.ConfigError(f"No results at {path}: run the sweep (or --collect_only) first.")
+
+  def value(v: str):
+    try:
+      return float(v)
+    except ValueError:
+      return v
+
+  with open(path, newline="") as f:
+    return [{k: value(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
 def _fmt(v) -> str:
   return f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
 
@@ -335,8 +354,8 @@ def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid
 
 
 def write_report(rows: list[dict], workdir: str, stem: str, command: str) -> str:
-  """stem.md (command, results table) and stem.png (scatter); text below the discussion marker of an
-  existing stem.md is kept."""
+  """stem.md (command, results table), stem.csv (the rows, for `load_results` and notebooks) and
+  stem.png (scatter); text below the discussion marker of an existing stem.md is kept."""
   os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
   discussion = ""
   if os.path.exists(stem + ".md"):
@@ -344,6 +363,7 @@ def write_report(rows: list[dict], workdir: str, stem: str, command: str) -> str
     if DISCUSSION_MARKER in text:
       discussion = text.split(DISCUSSION_MARKER, 1)[1]
   plot = scatter_plot(rows, stem + ".png")
+  shutil.copyfile(os.path.join(workdir, "results.csv"), stem + ".csv")
   table = open(os.path.join(workdir, "results.md")).read()
   body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
           f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")

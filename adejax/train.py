@@ -90,6 +90,7 @@ class Trainer:
     self._eval = jax.jit(self._eval_batch, static_argnums=(5,), out_shardings=self.replicated)
     self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
     self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
+    self._per_example = jax.jit(self._per_example_nll, out_shardings=self.replicated)
     self._stats = jax.jit(self.family.batch_stats_of, out_shardings=self.replicated)
     self._figures = jax.jit(self.family.figures, static_argnums=3, out_shardings=self.replicated)
     self._interpolate = jax.jit(
@@ -191,6 +192,22 @@ class Trainer:
       else:
         result[f"{k}_bpd"] = float(v / n / (d * math.log(2.0)))
     return result
+
+  def per_example_bpd(self, state: TrainState, images: np.ndarray, labels=None, seed: int = 0,
+                      chunk: int = 256) -> np.ndarray:
+    """The ELBO bound on each image's bits/dim (uint8 images, host numpy): which images the model
+    explains well or badly. Its mean is `evaluate`'s bpd_elbo on the same images and seed."""
+    params, out = self.eval_params(state), []
+    for i in range(0, len(images), chunk):
+      batch_labels = None if labels is None else jnp.asarray(labels[i:i + chunk], jnp.int32)
+      nll = self._per_example(params, state.batch_stats, jnp.asarray(images[i:i + chunk]), batch_labels,
+                              jax.random.fold_in(jax.random.PRNGKey(seed), i // chunk))
+      out.append(np.asarray(jax.device_get(nll)))
+    return np.asarray(losses.bits_per_dim(np.concatenate(out), math.prod(self.image_shape)))
+
+  def _per_example_nll(self, params, batch_stats, images, labels, rng):
+    y = losses.dequantize(images, rng)
+    return losses.heldout_nll(params, batch_stats, y, rng, model=self.model, labels=labels)["elbo"]
 
   def _sample_images(self, params, batch_stats, n, temperature, rng, labels):
     return self.model.apply({"params": params, "batch_stats": batch_stats}, rng, n, temperature,
@@ -397,16 +414,18 @@ def _check_progress(state: TrainState, step: int, limit: int, ckpt: checkpointin
       "optim.lr, set optim.grad_clip or check the data, then resume (or restart from that checkpoint).")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       progress_bar: bool = False) -> dict[str, float]:
   """Train from the latest checkpoint in `workdir` (or from scratch); returns the final eval metrics.
   Raises `Interrupted` after SIGTERM / Ctrl-C (a checkpoint of the current step is saved first) and
-  `RunawayError` when train.max_consecutive_skips consecutive steps skipped their update."""
+  `RunawayError` when train.max_consecutive_skips consecutive steps skipped their update.
+  progress_bar: also show a tqdm bar (notebooks) with the latest train/eval bits/dim."""
   config_lib.validate(config)
   config_lib.check_devices(config, jax.device_count())
   _prepare_workdir(workdir)
   try:
     with WorkdirLock(workdir):
-      return _train(config, workdir)
+      return _train(config, workdir, progress_bar)
   except OSError as e:
     if e.errno != errno.ENOSPC:
       raise
@@ -415,7 +434,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "checkpoints are intact. Free some space, then re-run the same command to resume.") from None
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) -> dict[str, float]:
   eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
   train_data = None if config.data.stream else input_pipeline.load_split(config.data,
                                                                          config.data.train_split)
@@ -438,7 +457,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     logging.info("Resumed from step %d (%d updates skipped so far).", start, int(state.skipped))
   logging.info("Non-finite updates are skipped; the run stops after %s consecutive skipped steps "
                "(train.max_consecutive_skips).", limit or "never")
-  writer = reporting.Reporter(workdir, t.num_steps)
+  writer = reporting.Reporter(workdir, t.num_steps, start, progress_bar)
   if config.data.stream:
     batches = input_pipeline.stream_batches(
         config.data, config.data.train_split, t.batch_size // jax.process_count(),
@@ -470,7 +489,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       state, metrics = trainer.step(state, images, labels, step=step - 1)
       faults.at("step")
       pending.append(metrics)
-      writer.tick(step)
       if guard.requested:  # preemption: save this step and stop, no logging or evaluation
         save(state, step)
         break
@@ -480,6 +498,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         scalars = _mean_metrics(pending)
         pending = []
         writer.scalars(step, scalars, prefix="train")
+        writer.tick(step)  # after reading this step's metrics: steps/s and ETA over synchronised windows
         if scalars.get("skip_streak", 0) or not math.isfinite(scalars.get("generator_loss", 0.0)):
           logging.warning("Step %d: %d consecutive steps skipped a non-finite update (%d in all).",
                           step, int(state.skip_streak), int(state.skipped))

@@ -95,8 +95,10 @@ def test_report_keeps_the_discussion(tmp_path):
   root = str(tmp_path)
   with open(os.path.join(root, "results.md"), "w") as f:
     f.write("| member | bpd_elbo |\n|---|---|\n| vae | 4.0 |\n")
+  with open(os.path.join(root, "results.csv"), "w") as f:
+    f.write("member,bpd_elbo,fid_domain,paper_fid\nvae,4.0,30.0,\nav-ade,4.2,10.0,28.0\n")
   rows = [{"member": "vae", "bpd_elbo": 4.0, "fid_domain": 30.0},
-          {"member": "av-ade", "bpd_elbo": 4.2, "fid_domain": 10.0}]
+          {"member": "av-ade", "bpd_elbo": 4.2, "fid_domain": 10.0, "paper_fid": 28.0}]
   stem = os.path.join(root, "docs", "ablation_small")
   sweep.write_report(rows, root, stem, "python -m adejax.sweep ...")
   with open(stem + ".md", "a") as f:
@@ -105,6 +107,7 @@ def test_report_keeps_the_discussion(tmp_path):
   text = open(stem + ".md").read()
   assert text.count("Our reading of the numbers.") == 1 and "| vae | 4.0 |" in text
   assert os.path.getsize(stem + ".png") > 1000
+  assert sweep.load_results(stem + ".csv") == rows == sweep.load_results(root)  # for notebooks
 
 
 def test_seed_groups_are_summarised_as_mean_and_std(tmp_path):

@@ -65,22 +65,6 @@ def test_resume_equals_straight_run(tmp_path, idx_dir):
   assert os.path.exists(os.path.join(resumed, "eval", "interpolations.png"))
   assert os.path.exists(os.path.join(resumed, "eval", "metrics.json"))
   assert os.path.exists(os.path.join(resumed, "eval", "samples_t0.8.png"))
-  run_notebook(os.path.join(ROOT, "notebooks", "explore.ipynb"), resumed)
-
-
-def run_notebook(path, workdir):
-  """Execute the notebook's code cells against `workdir`, so it stays true to the API."""
-  import json
-
-  import matplotlib
-
-  matplotlib.use("Agg")
-  cells = [c for c in json.load(open(path))["cells"] if c["cell_type"] == "code"]
-  scope = {}
-  for cell in cells:
-    source = "".join(cell["source"]).replace("'/tmp/adejax_default'", repr(workdir))
-    exec(compile(source, path, "exec"), scope)  # noqa: S102 -- our own notebook
-  assert scope["metrics"]["bpd_iwae"] <= scope["metrics"]["bpd_elbo"] + 0.05
 
 
 def _saved_states(tmp_path):

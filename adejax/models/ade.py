@@ -88,14 +88,18 @@ class ADEModel(nn.Module):
   def flow_log_det_map(self, y: jax.Array) -> jax.Array:
     """(B, H, W): f_psi's log-det per pixel (eval mode; summed over pixels it is `flow_logdet`).
     Zeros for a model without f_psi."""
-    s = self._preprocess().forward(y)
     if self.flow is None:
       return jnp.zeros(y.shape[:3], y.dtype)
-    return jnp.sum(self.flow.log_det_map(s, train=False), axis=-1)
+    return jnp.sum(self.flow.log_det_map(self.preprocessed(y), train=False), axis=-1)
 
-  def from_features(self, f: jax.Array) -> jax.Array:
-    """Feature space -> y-space images (running batch-norm averages, never updated)."""
-    if self.flow is not None:
+  def preprocessed(self, y: jax.Array) -> jax.Array:
+    """y in [0,1]^D -> s, the fixed preprocessing's output (f_psi's input)."""
+    return self._preprocess().forward(y)
+
+  def from_features(self, f: jax.Array, flow: bool = True) -> jax.Array:
+    """Feature space -> y-space images (running batch-norm averages, never updated). flow=False skips
+    f_psi^{-1}: the same features read as if they were preprocessed pixels (notebooks/flows.ipynb)."""
+    if self.flow is not None and flow:
       f, _ = self.flow.inverse_and_log_det(f, train=False)
     return self._preprocess().inverse(f)
 
