@@ -1,0 +1,334 @@
+"""Speed, measured: `python -m adejax.benchmark --config=configs/cifar_avade.py [--modes=vae,av-ade]
+[--batch=16,32,64] [--steps=10] [--breakdown] [--input] [--eval] [--json=FILE]`.
+
+For each mode and batch size: compile seconds, the median time of a compiled train step over --steps
+steps after warm-up, images/s, GFLOP per image (XLA's cost analysis of the compiled step) and achieved
+GFLOP/s, beside this process's own f32 2048x2048 matmul and 3x3-convolution rates, so every speed is
+also a fraction of what this machine does on the simplest dense work; and the host's peak memory
+(device memory where the backend reports it). Options:
+
+  --breakdown  the step's parts (family "ade"): preprocessing + f_psi, the VAE's likelihood pass, the
+               prior sampling pass (generate), f_psi's inverse, the discriminator on real and fake, the
+               gradient penalty's double backward and the optimiser update, each compiled and timed
+               alone (forward and backward, as in training), as FLOPs and as time
+  --input      training throughput of the real loop's input path (host batches from the in-memory
+               split, as train.py feeds them) against a device-resident batch: is the run input-bound?
+  --eval       held-out bits/dim and sampling, per image, against a train step's per-image time
+  --image_size sizes to time beside the config's (e.g. 32,64,128: one more generator level per 2x)
+
+Times are medians of synchronised steps (block_until_ready), so they are the device's work, not
+dispatch. Nothing here is asserted in tests: speed is a measurement (tests/test_benchmark.py only runs
+the harness on a tiny config).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+
+from adejax import config_lib, input_pipeline, losses, train
+
+
+# ----------------------------------------------------------------------------- measuring
+def timed(fn, *args, steps: int = 10, warmup: int = 1) -> float:
+  """Median seconds of fn(*args), each call synchronised, after `warmup` calls."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def flops_of(compiled) -> float:
+  """FLOPs of a compiled function by XLA's cost analysis (0 where the backend gives none)."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get("flops", 0.0))
+
+
+def compile_and_time(fn, *args, steps: int = 10) -> dict:
+  """jit `fn`, compile it for `args` (seconds), count its FLOPs and time it."""
+  jitted = jax.jit(fn)
+  start = time.perf_counter()
+  compiled = jitted.lower(*args).compile()
+  compile_s = time.perf_counter() - start
+  seconds = timed(compiled, *args, steps=steps)
+  flops = flops_of(compiled)
+  return {"compile_s": compile_s, "seconds": seconds, "gflop": flops / 1e9,
+          "gflops_per_s": flops / seconds / 1e9 if seconds else 0.0}
+
+
+def ceilings(steps: int = 5) -> dict:
+  """This process's f32 rates on the simplest dense work: a 2048^2 matmul and a 3x3 convolution
+  (batch 64, 32x32, 128 -> 128 channels, NHWC: the shape of a CIFAR generator's middle layer)."""
+  k = jax.random.split(jax.random.key(0), 4)
+  a, b = jax.random.normal(k[0], (2048, 2048)), jax.random.normal(k[1], (2048, 2048))
+  matmul = timed(jax.jit(jnp.matmul), a, b, steps=steps)
+  x, w = jax.random.normal(k[2], (64, 32, 32, 128)), jax.random.normal(k[3], (3, 3, 128, 128))
+  conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                           dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  conv_s = timed(conv, x, w, steps=steps)
+  return {"matmul_gflops_per_s": 2 * 2048 ** 3 / matmul / 1e9,
+          "conv3x3_gflops_per_s": 2 * 64 * 32 * 32 * 128 * 128 * 9 / conv_s / 1e9}
+
+
+def peak_memory() -> dict:
+  out = {"host_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
+  if stats and "peak_bytes_in_use" in stats:
+    out["device_peak_mib"] = stats["peak_bytes_in_use"] / 2 ** 20
+  return out
+
+
+def _shape(config) -> tuple[int, int, int]:
+  return (config.data.image_size, config.data.image_size, input_pipeline.channels(config.data.dataset))
+
+
+def _batch(trainer, config, batch_size: int):
+  shape = _shape(config)
+  images = np.random.default_rng(0).integers(0, 256, (batch_size,) + shape, np.uint8)
+  labels = None
+  if config.model.num_classes:
+    labels = trainer.global_batch(np.arange(batch_size, dtype=np.int32) % config.model.num_classes)
+  return trainer.global_batch(images), labels
+
+
+# ----------------------------------------------------------------------------- the train step
+def train_step(config, steps: int) -> dict:
+  """Compile seconds, median step time, images/s, GFLOP per image and GFLOP/s of the compiled step."""
+  trainer = train.Trainer(config, _shape(config))
+  state = trainer.init_state(config.seed)
+  images, labels = _batch(trainer, config, config.train.batch_size)
+  start = time.perf_counter()
+  compiled = trainer._step.lower(state, images, labels, 0).compile()
+  compile_s = time.perf_counter() - start
+  flops = flops_of(compiled)
+  box = [state]
+
+  def step():  # the state is donated: keep the latest
+    box[0], metrics = trainer.step(box[0], images, labels, step=0)
+    return box[0], metrics
+
+  seconds = timed(step, steps=steps, warmup=2)
+  b = config.train.batch_size
+  return {"compile_s": compile_s, "step_s": seconds, "images_per_s": b / seconds,
+          "gflop_per_image": flops / b / 1e9, "gflops_per_s": flops / seconds / 1e9,
+          "generator_params": sum(x.size for x in jax.tree.leaves(state.params)),
+          "disc_params": sum(x.size for x in jax.tree.leaves(state.disc_params))}
+
+
+def breakdown(config, steps: int) -> dict[str, dict]:
+  """Each part of an "ade" train step compiled and timed alone, forward and backward (as in
+  training), with its FLOPs: where the step's time goes. The parts are disjoint; a step runs the
+  sampling pass and f_psi's inverse once per discriminator update and once for the generator."""
+  if config.model.family != "ade":
+    raise config_lib.ConfigError("--breakdown knows the parts of family 'ade' only")
+  from adejax.models import ade
+
+  trainer = train.Trainer(config, _shape(config))
+  state = trainer.init_state(config.seed)
+  model, disc, family = trainer.model, trainer.family.disc, trainer.family
+  images, labels = _batch(trainer, config, config.train.batch_size)
+  rng = jax.random.key(0)
+  y = losses.dequantize(images, rng)
+  b = config.train.batch_size
+  params, stats, dparams = state.params, state.batch_stats, state.disc_params
+  variables = lambda p: {"params": p, "batch_stats": stats}
+  grad_sum = lambda f: jax.grad(lambda p, *a: jnp.sum(f(p, *a)))  # backward of a scalar of the output
+  feats = model.apply(variables(params), y, False, method="to_features")[0]
+  vae_pass = lambda m, f: losses.coverage_loss({**m.vae(f, rng, labels, train=True), "features": f,
+                                                "logdet": 0.0})[0]
+  parts = {  # disjoint parts: together about the generator's share of a step
+      "preprocess + f_psi forward": lambda p: model.apply(variables(p), y, True, method="to_features",
+                                                          mutable=["batch_stats"])[0][0],
+      "VAE likelihood pass (features -> ELBO)": lambda p: model.apply(
+          variables(p), feats, method=vae_pass, mutable=["batch_stats"])[0],
+      "VAE sampling pass (prior -> features)": lambda p: model.apply(
+          variables(p), method=lambda m: m.vae.generate(rng, b, 1.0, labels, train=True),
+          mutable=["batch_stats"])[0],
+  }
+  if config_lib.MODES[config.mode][0]:
+    parts["f_psi inverse"] = lambda p: model.apply(variables(p), feats, method="from_features")
+  out = {name: compile_and_time(grad_sum(lambda p, f=f: f(p)), params, steps=steps)
+         for name, f in parts.items()}
+  if config_lib.MODES[config.mode][1]:
+    real = ade.discriminator_input(y)
+    fake = ade.discriminator_input(jnp.clip(y[::-1], 0, 1))
+    logits = lambda d, x: disc.apply({"params": d}, x, labels)
+    out["discriminator on real + fake"] = compile_and_time(
+        jax.grad(lambda d: jnp.sum(logits(d, real)) + jnp.sum(logits(d, fake))), dparams, steps=steps)
+    out["gradient penalty (double backward)"] = compile_and_time(
+        jax.grad(lambda d: losses.gradient_penalty(lambda x: logits(d, x), real, fake, rng,
+                                                   form=config.loss.gp_form)), dparams, steps=steps)
+  group = family.groups["generator"]
+  opt_state = state.opt_state["generator"]
+  out["optimiser update (generator)"] = compile_and_time(
+      lambda g, s, p: group.tx.update(g, s, p), params, opt_state, params, steps=steps)
+  return out
+
+
+def input_share(config, steps: int) -> dict:
+  """Steps/s of the train step fed as train.py feeds it (host batches of the in-memory training split,
+  copied to the device each step) against the same step on one device-resident batch."""
+  trainer = train.Trainer(config, _shape(config))
+  state = trainer.init_state(config.seed)
+  data = input_pipeline.load_split(config.data, config.data.train_split)
+  order = input_pipeline.BatchOrder(len(data), config.train.batch_size, config.seed, 0, 1)
+  batches = input_pipeline.train_batches(data, order, 0)
+  resident, labels = _batch(trainer, config, config.train.batch_size)
+  box = [state]
+
+  def fed():
+    host, host_labels = next(batches)
+    lab = trainer.global_batch(host_labels) if trainer.num_classes else None
+    box[0], m = trainer.step(box[0], trainer.global_batch(host), lab, step=0)
+    return box[0], m
+
+  def resident_step():
+    box[0], m = trainer.step(box[0], resident, labels, step=0)
+    return box[0], m
+
+  t_resident = timed(resident_step, steps=steps, warmup=2)
+  t_fed = timed(fed, steps=steps, warmup=2)
+  return {"resident_step_s": t_resident, "fed_step_s": t_fed,
+          "input_overhead_percent": 100.0 * (t_fed - t_resident) / t_resident}
+
+
+def eval_costs(config, steps: int) -> dict:
+  """Per image: a train step, held-out bits/dim (the ELBO pass) and sampling."""
+  trainer = train.Trainer(config, _shape(config))
+  state = trainer.init_state(config.seed)
+  b = config.train.batch_size
+  images, labels = _batch(trainer, config, b)
+  box = [state]
+
+  def step():
+    box[0], m = trainer.step(box[0], images, labels, step=0)
+    return box[0], m
+
+  t_step = timed(step, steps=steps, warmup=2)
+  host = np.asarray(jax.device_get(images))
+  state = box[0]
+  t_eval = timed(lambda: trainer.per_example_bpd(state, host, chunk=b), steps=steps)
+  t_sample = timed(lambda: trainer.sample(state, b), steps=steps)
+  return {"train_ms_per_image": 1e3 * t_step / b, "eval_bpd_ms_per_image": 1e3 * t_eval / b,
+          "sample_ms_per_image": 1e3 * t_sample / b}
+
+
+# ----------------------------------------------------------------------------- the report
+def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: int, *,
+        with_breakdown: bool = False, with_input: bool = False, with_eval: bool = False) -> dict:
+  report = {"device": f"{jax.device_count()} x {jax.devices()[0].device_kind}", "jax": jax.__version__,
+            "ceilings": ceilings(), "steps": []}
+  for mode in modes:
+    for size in image_sizes:
+      for batch in batches:
+        c = ml_collections.ConfigDict(config.to_dict())
+        if config.model.family == "ade":
+          c.mode = mode
+        c.train.batch_size, c.data.image_size = batch, size
+        config_lib.validate(c)
+        row = {"mode": mode, "batch": batch, "image_size": size, **train_step(c, steps)}
+        row["fraction_of_conv3x3"] = row["gflops_per_s"] / report["ceilings"]["conv3x3_gflops_per_s"]
+        report["steps"].append(row)
+        logging.info("%s", row)
+  first = ml_collections.ConfigDict(config.to_dict())
+  if config.model.family == "ade":
+    first.mode = modes[-1]
+  if with_breakdown:
+    report["breakdown"] = {"mode": first.mode, "parts": breakdown(first, steps)}
+  if with_input:
+    report["input"] = input_share(first, steps)
+  if with_eval:
+    report["eval"] = eval_costs(first, steps)
+  report["memory"] = peak_memory()
+  return report
+
+
+def format_report(report: dict) -> str:
+  c = report["ceilings"]
+  lines = [f"{report['device']}, jax {report['jax']}: f32 matmul {c['matmul_gflops_per_s']:.0f} GFLOP/s, "
+           f"3x3 conv {c['conv3x3_gflops_per_s']:.0f} GFLOP/s (this process)", "",
+           "| mode | batch | size | compile s | step s | images/s | GFLOP/image | GFLOP/s | of conv3x3 |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in report["steps"]:
+    lines.append(f"| {r['mode']} | {r['batch']} | {r['image_size']} | {r['compile_s']:.1f} | "
+                 f"{r['step_s']:.3g} | {r['images_per_s']:.1f} | {r['gflop_per_image']:.3g} | "
+                 f"{r['gflops_per_s']:.3g} | {100 * r['fraction_of_conv3x3']:.0f}% |")
+  if "breakdown" in report:
+    parts = report["breakdown"]["parts"]
+    total_s = sum(p["seconds"] for p in parts.values()) or 1.0
+    total_f = sum(p["gflop"] for p in parts.values()) or 1.0
+    lines += ["", f"Parts of a {report['breakdown']['mode']} step, each compiled alone (forward + backward):", "",
+              "| part | GFLOP | share of FLOPs | ms | share of time | GFLOP/s |", "|---|---|---|---|---|---|"]
+    for name, p in parts.items():
+      lines.append(f"| {name} | {p['gflop']:.3g} | {100 * p['gflop'] / total_f:.0f}% | {1e3 * p['seconds']:.3g} | "
+                   f"{100 * p['seconds'] / total_s:.0f}% | {p['gflops_per_s']:.3g} |")
+  if "input" in report:
+    i = report["input"]
+    lines += ["", f"Input path: {i['fed_step_s']:.3f} s/step fed from host batches vs {i['resident_step_s']:.3f} "
+              f"s/step on a device-resident batch ({i['input_overhead_percent']:+.1f}%)."]
+  if "eval" in report:
+    e = report["eval"]
+    lines += ["", f"Per image: train step {e['train_ms_per_image']:.2f} ms, held-out bits/dim "
+              f"{e['eval_bpd_ms_per_image']:.2f} ms, sampling {e['sample_ms_per_image']:.2f} ms."]
+  m = report["memory"]
+  lines += ["", "Peak memory: host " + f"{m['host_peak_mib']:.0f} MiB"
+            + (f", device {m['device_peak_mib']:.0f} MiB" if "device_peak_mib" in m else " (device: not reported)")]
+  return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  from adejax import cli, reporting
+
+  del argv
+  reporting.quiet_library_logs()
+  with cli.user_errors("adejax.benchmark"):
+    config = FLAGS.config
+    if config is None:
+      raise config_lib.ConfigError("--config is required, e.g. --config=configs/cifar_avade.py")
+    config_lib.validate(config)
+    modes = FLAGS.modes or [config.mode]
+    unknown = [m for m in modes if m not in config_lib.MODES]
+    if unknown:
+      raise config_lib.ConfigError(f"--modes: unknown {unknown}; modes are {sorted(config_lib.MODES)}")
+    batches = [int(b) for b in FLAGS.batch] or [config.train.batch_size]
+    sizes = [int(s) for s in FLAGS.image_size] or [config.data.image_size]
+    report = run(config, modes, batches, sizes, FLAGS.steps, with_breakdown=FLAGS.breakdown,
+                 with_input=FLAGS.input, with_eval=FLAGS.eval)
+    print(format_report(report))
+    if FLAGS.json:
+      reporting.write_json(FLAGS.json, report)
+      print("Wrote", FLAGS.json)
+
+
+if __name__ == "__main__":
+  from ml_collections import config_flags
+
+  from adejax import cli
+
+  config_flags.DEFINE_config_file("config", None, "Config to time, e.g. configs/cifar_avade.py.",
+                                  lock_config=True)
+  flags.DEFINE_list("modes", [], "Modes to time (family ade); default: the config's.")
+  flags.DEFINE_list("batch", [], "Batch sizes; default: the config's.")
+  flags.DEFINE_list("image_size", [], "Image sizes; default: the config's.")
+  flags.DEFINE_integer("steps", 10, "Timed steps per measurement (after warm-up).")
+  flags.DEFINE_bool("breakdown", False, "Time the parts of the step (family ade).")
+  flags.DEFINE_bool("input", False, "Compare host-fed steps with a device-resident batch.")
+  flags.DEFINE_bool("eval", False, "Time held-out bits/dim and sampling per image.")
+  flags.DEFINE_string("json", "", "Also write the report as JSON here.")
+  app.run(main, flags_parser=cli.flags_parser("adejax.benchmark"))

@@ -1,0 +1,30 @@
+"""The benchmark harness runs on a tiny config and reports every number it promises (no timing is
+asserted: speed is measured by `python -m adejax.benchmark`, not tested)."""
+import json
+
+import pytest
+
+from adejax import benchmark
+from configs import default
+
+
+@pytest.mark.slow
+def test_harness_reports_steps_parts_input_eval_and_memory(tmp_path):
+  config = default.get_config("tiny")
+  report = benchmark.run(config, ["vae", "av-ade"], [8], [16], steps=1, with_breakdown=True,
+                         with_input=True, with_eval=True)
+  assert report["ceilings"]["matmul_gflops_per_s"] > 0 and report["ceilings"]["conv3x3_gflops_per_s"] > 0
+  assert [(r["mode"], r["batch"]) for r in report["steps"]] == [("vae", 8), ("av-ade", 8)]
+  for r in report["steps"]:
+    assert r["step_s"] > 0 and r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["compile_s"] > 0
+  vae, avade = report["steps"]
+  assert avade["gflop_per_image"] > vae["gflop_per_image"]  # f_psi, discriminator and penalty cost FLOPs
+  parts = report["breakdown"]["parts"]
+  assert {"preprocess + f_psi forward", "f_psi inverse", "discriminator on real + fake",
+          "gradient penalty (double backward)", "optimiser update (generator)"} <= set(parts)
+  assert all(p["gflop"] > 0 and p["seconds"] > 0 for p in parts.values())
+  assert report["input"]["fed_step_s"] > 0 and report["eval"]["eval_bpd_ms_per_image"] > 0
+  assert report["memory"]["host_peak_mib"] > 0
+  text = benchmark.format_report(report)
+  assert "| av-ade | 8 | 16 |" in text and "gradient penalty" in text
+  json.dumps(report)  # the --json file
