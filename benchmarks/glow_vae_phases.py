@@ -1,5 +1,5 @@
 """papers/003 Table 4 at our scale: seconds per step of each phase of the VAE with a Glow decoder, and
-of AV-ADE's step, as ratios measured in one run.
+of AV-ADE's step, as ratios measured in one run (with `adejax.benchmark.train_step`).
 
   python benchmarks/glow_vae_phases.py [--config=configs/fmnist_glow_vae.py] [--steps=20]
 
@@ -15,23 +15,24 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
+from adejax import benchmark
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo's configs/
 from configs import default  # noqa: E402
-from step_time import seconds_per_step  # noqa: E402
 
 config_flags.DEFINE_config_file("config", "configs/fmnist_glow_vae.py", "A glow_vae config to time.")
-flags.DEFINE_integer("steps", 20, "Timed steps per phase (after one compiled warm-up step).")
+flags.DEFINE_integer("steps", 20, "Timed steps per phase (after warm-up).")
 FLAGS = flags.FLAGS
 
 
 def main(_):
   c = FLAGS.config
   boundary = c.glow_vae.phase1_steps
-  times = {"phase 1 (VAE + prior)": seconds_per_step(c, FLAGS.steps, 0),
-           "phase 2 (Glow layer)": seconds_per_step(c, FLAGS.steps, boundary)}
+  times = {"phase 1 (VAE + prior)": benchmark.train_step(c, FLAGS.steps, 0)["step_s"],
+           "phase 2 (Glow layer)": benchmark.train_step(c, FLAGS.steps, boundary + 1)["step_s"]}
   ade = default.get_config()
   ade.train.batch_size = c.train.batch_size
-  times["AV-ADE (configs/default.py, same batch)"] = seconds_per_step(ade, FLAGS.steps)
+  times["AV-ADE (configs/default.py, same batch)"] = benchmark.train_step(ade, FLAGS.steps)["step_s"]
   ref = times["phase 1 (VAE + prior)"]
   print(f"{'step':<42} {'s/step':>8} {'x phase 1':>10}   ({jax.device_count()} "
         f"{jax.devices()[0].platform} devices, batch {c.train.batch_size})")

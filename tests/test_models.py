@@ -1,4 +1,5 @@
 """Model parts: shapes and parameter counts at every size, KL against Monte Carlo, IAF log-det, errors."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +47,30 @@ def test_discriminator_shapes_every_size(arch, size, channels):
   out = jax.eval_shape(lambda v: d.apply(v, jnp.zeros((2, size, size, channels))), variables)
   assert out.shape == (2,)
   print(f"{arch} discriminator {size}x{size}x{channels}: {count(variables['params']):,} parameters")
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (28, 28), (7, 7), (14, 15), (5, 8)])
+def test_space_to_depth_down_conv_is_the_strided_conv_and_its_derivatives(height, width):
+  """DownConv4 (the conv discriminator's stride-2 layers) is nn.Conv(c, (4, 4), (2, 2)) with the same
+  parameters: the same outputs, input gradients and penalty gradients (second derivatives)."""
+  x = jax.random.normal(jax.random.key(height), (3, height, width, 2))
+  ref, new = nn.Conv(5, (4, 4), (2, 2)), discriminators.DownConv4(5)
+  params = ref.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, new.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, params)
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape), params)
+  np.testing.assert_allclose(new.apply(params, x), ref.apply(params, x), atol=1e-5)
+  logit = lambda m, p, x: jnp.sum(jnp.tanh(m.apply(p, x)), axis=(1, 2, 3))
+  penalty = lambda m: jax.grad(lambda p: losses.gradient_penalty(lambda x: logit(m, p, x), x, -x,
+                                                                 jax.random.key(2)))(params)
+  for a, b in zip(jax.tree.leaves(penalty(new)), jax.tree.leaves(penalty(ref))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_discriminator_keeps_its_parameter_names():
+  """Checkpoints of the conv discriminator written before DownConv4 restore unchanged."""
+  v = _shapes(discriminators.Discriminator("conv"), jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32))
+  assert sorted(v["params"]) == [f"Conv_{i}" for i in range(7)] + ["Dense_0"]
+  assert v["params"]["Conv_1"]["kernel"].shape == (4, 4, 64, 64)
 
 
 def test_flow_is_a_small_fraction_of_the_ablation_model():

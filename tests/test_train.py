@@ -183,3 +183,17 @@ def test_bits_per_dim_at_28x28_count_784_dimensions():
   np.testing.assert_allclose(out["bpd_elbo"], expected, rtol=1e-5)
   assert abs(out["bpd_elbo"] - (float(jnp.mean(nll)) + 1024 * np.log(256.0)) / (1024 * np.log(2.0))) > 0.01
   np.testing.assert_allclose(losses.bits_per_dim(jnp.zeros(()), 784), 8.0, rtol=1e-7)  # uniform model
+
+
+def test_per_example_bits_per_dim_average_to_the_evaluated_bound():
+  """Trainer.per_example_bpd (notebooks: best- and worst-explained images) is each image's ELBO bound;
+  with the same batches and seed its mean is `evaluate`'s bpd_elbo, and images differ."""
+  trainer = train.Trainer(tiny("v-ade"), SHAPE, devices=jax.devices()[:1])
+  state, _ = run_steps(trainer, 2)
+  x = images(16, seed=5)
+  x[:4] = 0  # blank images: far better explained than noise
+  per_image = trainer.per_example_bpd(state, x, seed=3, chunk=8)
+  out = trainer.evaluate(state, input_pipeline.ImageData(x, np.zeros(16, np.int32)), batch_size=8, seed=3)
+  assert per_image.shape == (16,)
+  np.testing.assert_allclose(per_image.mean(), out["bpd_elbo"], rtol=1e-5)
+  assert per_image[:4].max() < per_image[4:].min()
