@@ -100,13 +100,6 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   return c
 
 
-REFINEMENTS = {  # papers/002 section 5.2 and appendices: a config file's variant names
-    "rd": "residual discriminator (Table 6a)",
-    "wg": "generator of twice the width",
-    "iaf": "residual IAF-VAE generator with an IAF step per posterior (Table 6b)",
-    "s2": "f_psi with two scales (appendix F)",
-    "cond": "class-conditional: conditional weight norm, projection discriminator (appendix E.1)",
-}
 FLOW_CAPACITY = {  # Table 9's f_psi architectures: variant name -> (scales, residual blocks)
     f"flow{s}x{b}": (s, b) for s, b in ((1, 2), (2, 2), (2, 4), (3, 3), (3, 2), (4, 1))}
 
@@ -146,7 +139,8 @@ def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, r
 def variant_config(mode: str, variant: str, config_file: str, names, *, dataset: str = "cifar10",
                    image_size: int = 32, default: str = "") -> ml_collections.ConfigDict:
   """The config of a papers/002 config file (configs/cifar_avade.py etc.) for a variant such as
-  "wg,rd": refinement names (REFINEMENTS), a Table 9 f_psi (FLOW_CAPACITY) and "tiny" (test size:
+  "wg,rd": refinement names (rd, wg, iaf, s2 as in `paper_config`; cond: class-conditional, appendix
+  E.1), a Table 9 f_psi (FLOW_CAPACITY) and "tiny" (test size:
   width 1/16, 16x16 images, 2 steps; the dataset stays, so TFDS datasets need mock data). `default`
   is the file's row when the variant names no refinement (e.g. "wg,rd" for LSUN)."""
   given = config_lib.parse_variant(variant, config_file, names,
