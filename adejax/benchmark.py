@@ -7,10 +7,11 @@ GFLOP/s, beside this process's own f32 2048x2048 matmul and 3x3-convolution rate
 also a fraction of what this machine does on the simplest dense work; and the host's peak memory
 (device memory where the backend reports it). Options:
 
-  --breakdown  the step's parts (family "ade"): preprocessing + f_psi, the VAE's likelihood pass, the
-               prior sampling pass (generate), f_psi's inverse, the discriminator on real and fake, the
-               gradient penalty's double backward and the optimiser update, each compiled and timed
-               alone (forward and backward, as in training), as FLOPs and as time
+  --breakdown  the step's disjoint parts (family "ade"): preprocessing + f_psi forward, the VAE's
+               likelihood pass on features, its sampling pass from the prior, f_psi's inverse, the
+               discriminator on real and fake, the gradient penalty's double backward and the
+               optimiser update, each compiled and timed alone (forward and backward, as in
+               training), as FLOPs and as time
   --input      training throughput of the real loop's input path (host batches from the in-memory
                split, as train.py feeds them) against a device-resident batch: is the run input-bound?
   --eval       held-out bits/dim and sampling, per image, against a train step's per-image time
@@ -35,7 +36,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, input_pipeline, losses, train
+from adejax import config_lib, input_pipeline, losses, reporting, train
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -106,6 +107,17 @@ def _batch(trainer, config, batch_size: int):
   return trainer.global_batch(images), labels
 
 
+class _Stepper:
+  """Calls the trainer's donated-state step on given batches, keeping the latest state."""
+
+  def __init__(self, trainer, state, step: int = 0):
+    self.trainer, self.state, self.step = trainer, state, step
+
+  def __call__(self, images, labels=None):
+    self.state, metrics = self.trainer.step(self.state, images, labels, step=self.step)
+    return self.state, metrics
+
+
 # ----------------------------------------------------------------------------- the train step
 def train_step(config, steps: int, start_step: int = 0) -> dict:
   """Compile seconds, median step time, images/s, GFLOP per image and GFLOP/s of the compiled step,
@@ -119,18 +131,12 @@ def train_step(config, steps: int, start_step: int = 0) -> dict:
   compiled = trainer._step.lower(state, images, labels, phase).compile()
   compile_s = time.perf_counter() - start
   flops = flops_of(compiled)
-  box = [state]
-
-  def step():  # the state is donated: keep the latest; the phase stays that of start_step
-    box[0], metrics = trainer.step(box[0], images, labels, step=start_step)
-    return box[0], metrics
-
-  seconds = timed(step, steps=steps, warmup=2)
+  seconds = timed(_Stepper(trainer, state, start_step), images, labels, steps=steps, warmup=2)
   b = config.train.batch_size
   return {"compile_s": compile_s, "step_s": seconds, "images_per_s": b / seconds,
           "gflop_per_image": flops / b / 1e9, "gflops_per_s": flops / seconds / 1e9,
-          "generator_params": sum(x.size for x in jax.tree.leaves(state.params)),
-          "disc_params": sum(x.size for x in jax.tree.leaves(state.disc_params))}
+          "generator_params": reporting.count_params(state.params),
+          "disc_params": reporting.count_params(state.disc_params)}
 
 
 def breakdown(config, steps: int) -> dict[str, dict]:
@@ -192,19 +198,14 @@ def input_share(config, steps: int) -> dict:
   order = input_pipeline.BatchOrder(len(data), config.train.batch_size, config.seed, 0, 1)
   batches = input_pipeline.train_batches(data, order, 0)
   resident, labels = _batch(trainer, config, config.train.batch_size)
-  box = [state]
+  stepper = _Stepper(trainer, state)
 
   def fed():
     host, host_labels = next(batches)
     lab = trainer.global_batch(host_labels) if trainer.num_classes else None
-    box[0], m = trainer.step(box[0], trainer.global_batch(host), lab, step=0)
-    return box[0], m
+    return stepper(trainer.global_batch(host), lab)
 
-  def resident_step():
-    box[0], m = trainer.step(box[0], resident, labels, step=0)
-    return box[0], m
-
-  t_resident = timed(resident_step, steps=steps, warmup=2)
+  t_resident = timed(stepper, resident, labels, steps=steps, warmup=2)
   t_fed = timed(fed, steps=steps, warmup=2)
   return {"resident_step_s": t_resident, "fed_step_s": t_fed,
           "input_overhead_percent": 100.0 * (t_fed - t_resident) / t_resident}
@@ -216,15 +217,10 @@ def eval_costs(config, steps: int) -> dict:
   state = trainer.init_state(config.seed)
   b = config.train.batch_size
   images, labels = _batch(trainer, config, b)
-  box = [state]
-
-  def step():
-    box[0], m = trainer.step(box[0], images, labels, step=0)
-    return box[0], m
-
-  t_step = timed(step, steps=steps, warmup=2)
+  stepper = _Stepper(trainer, state)
+  t_step = timed(stepper, images, labels, steps=steps, warmup=2)
   host = np.asarray(jax.device_get(images))
-  state = box[0]
+  state = stepper.state
   t_eval = timed(lambda: trainer.per_example_bpd(state, host, chunk=b), steps=steps)
   t_sample = timed(lambda: trainer.sample(state, b), steps=steps)
   return {"train_ms_per_image": 1e3 * t_step / b, "eval_bpd_ms_per_image": 1e3 * t_eval / b,
@@ -299,7 +295,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  from adejax import cli, reporting
+  from adejax import cli
 
   del argv
   reporting.quiet_library_logs()
