@@ -11,10 +11,7 @@ VAE: likelihood only), and the GAN as the limit lambda_adv -> infinity. The pape
 GAN. Small scale as experiments/stacked.py (400 steps of the quarter-width models, one seed).
 """
 from adejax import sweep
-from configs import cifar_avade, cifar_avgde, cifar_gan, cifar_vade, cifar_vae
-
-CONFIGS = {"gan": cifar_gan, "vae": cifar_vae, "v-ade": cifar_vade, "av-gde": cifar_avgde,
-           "av-ade": cifar_avade}
+from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
 LAMBDAS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
 PAPER_LAMBDA = 100.0

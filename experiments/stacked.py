@@ -19,10 +19,9 @@ DCGAN 99 modes (KL 3.4) in the VEEGAN paper and 78.9 +- 6.5 (KL 4.50) in PacGAN'
 (KL 0.06). No likelihood-adversarial hybrid had been measured this way.
 """
 from adejax import sweep
-from configs import cifar_avade, cifar_avgde, cifar_gan, cifar_glow_vae, cifar_vade, cifar_vae
+from configs import cifar_glow_vae
+from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
-MODES = {"gan": cifar_gan, "vae": cifar_vae, "v-ade": cifar_vade, "av-gde": cifar_avgde,
-         "av-ade": cifar_avade}  # papers/002 Table 1, each from its config file
 SEEDS = (0, 1, 2)
 PUBLISHED = {"gan": {"modes": 78.9, "modes_kl": 4.50},          # PacGAN's DCGAN (stacked MNIST)
              "gan_smalld": {"modes": 30.6}}                     # PacGAN, D a quarter of G's size
@@ -49,7 +48,7 @@ def stacked(config, scale: str, seed: int):
 def get_experiment(scale: str):
   members = []
   for seed in SEEDS[: 1 if scale == "tiny" else None]:
-    for mode, config_file in MODES.items():
+    for mode, config_file in CONFIGS.items():
       c = stacked(config_file.get_config(), scale, seed)
       members.append(sweep.Member(f"{mode}_s{seed}", c, PUBLISHED.get(mode, {}), group=mode))
       if mode in ("gan", "av-ade"):
