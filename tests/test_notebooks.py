@@ -4,6 +4,7 @@ import glob
 import os
 import sys
 
+import jax
 import nbformat
 import pytest
 
@@ -47,8 +48,7 @@ def kernel_env():
   tests' compilation cache."""
   saved = dict(os.environ)
   os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
-      __import__("tempfile").gettempdir(), "adejax_jax_cache"))
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)  # conftest's
   os.environ["MPLBACKEND"] = "Agg"
   yield
   os.environ.clear()
