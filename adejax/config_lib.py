@@ -12,7 +12,7 @@ import os
 import ml_collections
 
 from adejax import input_pipeline
-from adejax.models import discriminators, vae
+from adejax.models import discriminators, glow, vae
 
 MODES = {
     # name: (f_psi, adversarial, maximum likelihood) -- papers/002 Table 1
@@ -25,7 +25,7 @@ MODES = {
 
 
 GP_FORMS = ("two-sided", "one-sided", "r1")
-FAMILIES = ("ade", "glow_vae")  # adejax.families.REGISTRY
+FAMILIES = ("ade", "glow_vae", "glow")  # adejax.families.REGISTRY
 OPTIMIZERS = ("adamax", "adam")
 
 
@@ -59,7 +59,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.family = "ade"           # one of FAMILIES: "ade" (papers/002, `mode` picks the Table-1 row),
-                                   # "glow_vae" (papers/003: VAE + Glow layer, config.glow_vae)
+                                   # "glow_vae" (papers/003: VAE + Glow layer, config.glow_vae),
+                                   # "glow" (the standalone multi-scale Glow, config.glow)
   c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
   c.model.logit_alpha = 0.05
   c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
@@ -102,6 +103,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.glow_vae.phase1_steps = 50_000  # steps of phase 1; phase 2 runs from there to train.num_steps
   c.glow_vae.stage2_steps = 0      # prior "two_stage": its training steps, after phase 1
   c.glow_vae.temperature = 0.5     # sampling temperature on the Glow layer's base (section 3.5)
+
+  c.glow = ml_collections.ConfigDict()  # family "glow": Kingma & Dhariwal's multi-scale Glow, the
+                                   # baseline of papers/003 Tables 2-4; model.preprocess applies
+  c.glow.levels = 3                # levels, each squeeze -> `depth` steps -> split (none after the last)
+  c.glow.depth = 32                # steps per level (actnorm, invertible 1x1 conv, coupling)
+  c.glow.width = 512               # channels of the coupling networks
+  c.glow.coupling = "affine"       # "affine" (Glow's, scale sigmoid(raw + 2)) or "additive"
+  c.glow.lu = True                 # LU-parametrised 1x1 convolutions
+  c.glow.learn_top = True          # learned prior mean / std of the top level (else N(0, I))
+  c.glow.temperature = 1.0         # sampling temperature (std scale of every level's prior)
 
   c.loss = ml_collections.ConfigDict()
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
@@ -176,6 +187,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
   g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
   g.stage2_steps = min(g.stage2_steps, 1)
+  c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 2, 4
   return c
 
 
@@ -278,6 +290,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
            and g.latent_dim >= 2, "glow_vae", "blocks, widths, depth >= 1 and latent_dim >= 2")
     _check(g.phase1_steps >= 0, "glow_vae.phase1_steps", "must be >= 0")
     _check(m.num_classes == 0, "model.num_classes", "the glow_vae family is unconditional")
+  if c.model.family == "glow":
+    g = c.glow
+    _check(g.levels >= 1 and d.image_size % 2 ** g.levels == 0, "glow.levels",
+           f"{g.levels} levels squeeze {g.levels} times: they need an image size divisible by "
+           f"{2 ** g.levels}, got {d.image_size}")
+    _check(g.coupling in glow.COUPLINGS, "glow.coupling", f"{g.coupling!r} is not one of {list(glow.COUPLINGS)}")
+    _check(g.depth >= 1 and g.width >= 1, "glow.depth", "depth and width must be positive")
+    _check(g.temperature >= 0, "glow.temperature", "must be >= 0")
+    _check(m.num_classes == 0, "model.num_classes", "the glow family is unconditional")
 
 
 def generator_kind(c: ml_collections.ConfigDict) -> str:

@@ -10,6 +10,7 @@ from adejax.families.base import Family, Group, all_finite, apply_if_finite, upd
 REGISTRY = {
     "ade": ("adejax.families.ade", "ADEFamily"),
     "glow_vae": ("adejax.families.glow_vae", "GlowVAEFamily"),
+    "glow": ("adejax.families.glow", "GlowFamily"),
 }
 
 

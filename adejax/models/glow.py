@@ -83,15 +83,24 @@ class Conv1x1(nn.Module):
 
 
 class CouplingShift(nn.Module):
-  """Glow's coupling network: conv 3x3 -> ReLU -> conv 1x1 -> ReLU -> conv 3x3 (zero-initialised)."""
+  """Glow's coupling network: conv 3x3 -> ReLU -> conv 1x1 -> ReLU -> conv 3x3 (zero-initialised).
+  `affine`: it gives (shift, log_scale) with Glow's scale = sigmoid(raw + 2), else the shift alone."""
   out_channels: int
   width: int = 512
+  affine: bool = False
 
   @nn.compact
   def __call__(self, x):
     h = nn.relu(layers.WNConv(self.width)(x))
     h = nn.relu(layers.WNConv(self.width, (1, 1))(h))
-    return layers.WNConv(self.out_channels, g_init=nn.initializers.zeros)(h)
+    out = layers.WNConv(self.out_channels * (2 if self.affine else 1), g_init=nn.initializers.zeros)(h)
+    if not self.affine:
+      return out
+    shift, raw = jnp.split(out, 2, axis=-1)
+    return shift, jax.nn.log_sigmoid(raw + 2.0)
+
+
+COUPLINGS = ("additive", "affine")
 
 
 def coupling_mask(shape, parity: int) -> np.ndarray:
@@ -102,21 +111,26 @@ def coupling_mask(shape, parity: int) -> np.ndarray:
 class Glow(nn.Module):
   """The Glow layer f: image -> image. `forward_and_log_det` / `inverse_and_log_det` through
   `module.apply(variables, x, method=...)`; `data_init(x)` gives the actnorm parameters of the
-  data-dependent initialisation on batch x (merge them into the params)."""
+  data-dependent initialisation on batch x (merge them into the params). `coupling` "additive"
+  (papers/003's layer, log-det 0) or "affine" (Glow's, scale sigmoid(raw + 2): a fresh affine layer is
+  not the identity)."""
   image_shape: tuple[int, int, int]
   depth: int = 32
   width: int = 512
   lu: bool = False
+  coupling: str = "additive"
 
   def setup(self):
+    if self.coupling not in COUPLINGS:
+      raise ValueError(f"Unknown coupling {self.coupling!r}; choose one of {COUPLINGS}.")
     c = self.image_shape[-1]
     self.actnorms = [ActNorm(c) for _ in range(self.depth)]
     self.convs = [Conv1x1(c, self.lu) for _ in range(self.depth)]
-    self.nets = [CouplingShift(c, self.width) for _ in range(self.depth)]
+    self.nets = [CouplingShift(c, self.width, self.coupling == "affine") for _ in range(self.depth)]
 
   def _coupling(self, i: int) -> distrax.Bijector:
-    return distrax.MaskedCoupling(coupling_mask(self.image_shape, i % 2), self.nets[i],
-                                  lambda shift: distrax.ScalarAffine(shift=shift), event_ndims=3)
+    inner = flows.affine if self.coupling == "affine" else (lambda shift: distrax.ScalarAffine(shift=shift))
+    return distrax.MaskedCoupling(coupling_mask(self.image_shape, i % 2), self.nets[i], inner, event_ndims=3)
 
   def block(self, i: int) -> distrax.Bijector:
     return distrax.Chain([self._coupling(i), self.convs[i](), self.actnorms[i]()])  # last applied first
@@ -137,6 +151,10 @@ class Glow(nn.Module):
     """{"actnorms_i": {"shift", "log_scale"}}: each actnorm set, in order, so that its output on the
     batch x has zero mean and unit variance per channel (the later blocks see the earlier ones' new
     actnorms)."""
+    return self.data_init_and_forward(x)[0]
+
+  def data_init_and_forward(self, x) -> tuple[dict, jax.Array]:
+    """`data_init(x)` and the layer's output on x with those actnorms."""
     out = {}
     for i in range(self.depth):
       axes = tuple(range(x.ndim - 1))
@@ -145,4 +163,169 @@ class Glow(nn.Module):
       out[f"actnorms_{i}"] = {"shift": shift, "log_scale": log_scale}
       x = actnorm_bijector(shift, log_scale).forward(x)
       x = self._coupling(i).forward(self.convs[i]().forward(x))
+    return out, x
+
+
+# ----------------------------------------------------------------------------- the standalone Glow
+class MultiScaleGlow(nn.Module):
+  """The standalone multi-scale Glow of Kingma & Dhariwal (2018), papers/003's baseline (Tables 2-4).
+
+  `levels` levels, each: squeeze (H, W, C) -> (H/2, W/2, 4C), a `Glow` of `depth` steps, then (except
+  the last level) a split: the first half of the channels goes on to the next level, the second half z_l
+  is factored out with a conditional prior N(z_l; mu_l(h), sigma_l(h)) given by a zero-initialised conv
+  of the half h that goes on. The last level's output has a learned (`learn_top`) or standard-normal
+  prior. The map x -> (z_0, ..., z_{L-1}) is a bijection; `standardise` gives
+  u_l = (z_l - mu_l) / sigma_l, which is N(0, I) under the model, with log|det du/dx| =
+  log|det dz/dx| - sum log sigma: the whole density is exact (tested against slogdet(jacfwd)).
+  """
+  image_shape: tuple[int, int, int]
+  levels: int = 3
+  depth: int = 32
+  width: int = 512
+  lu: bool = True
+  coupling: str = "affine"
+  learn_top: bool = True
+
+  def shapes(self) -> list[tuple[int, int, int]]:
+    """The shape of each level's factored-out z_l (the last: the top), in order."""
+    h, w, c = self.image_shape
+    out = []
+    for level in range(self.levels):
+      h, w, c = h // 2, w // 2, 4 * c
+      if level < self.levels - 1:
+        c //= 2
+      out.append((h, w, c))
     return out
+
+  def setup(self):
+    h, w, c = self.image_shape
+    if h % 2 ** self.levels or w % 2 ** self.levels:
+      raise ValueError(f"A Glow of {self.levels} levels squeezes {self.levels} times: it needs an image "
+                       f"size divisible by {2 ** self.levels}, got {h}x{w}.")
+    shapes = self.shapes()
+    self.steps = [Glow((s[0], s[1], 4 * (c if i == 0 else shapes[i - 1][-1])), self.depth, self.width,
+                       self.lu, self.coupling) for i, s in enumerate(shapes)]
+    self.split_priors = [layers.WNConv(2 * s[-1], g_init=nn.initializers.zeros) for s in shapes[:-1]]
+    top = shapes[-1]
+    self.top = self.param("top_prior", nn.initializers.zeros, top[:2] + (2 * top[-1],)) if self.learn_top else None
+
+  def _prior(self, level: int, h, batch: int):
+    """(mean, log_std) of z_level's prior given the half h that goes on (the top: its own)."""
+    if level < self.levels - 1:
+      return jnp.split(self.split_priors[level](h), 2, axis=-1)
+    if self.top is None:
+      zeros = jnp.zeros((batch,) + self.shapes()[-1], jnp.float32)
+      return zeros, zeros
+    return jnp.split(jnp.broadcast_to(self.top, (batch,) + self.top.shape), 2, axis=-1)
+
+  def forward(self, x):
+    """x (B, H, W, C) -> (zs, means, log_stds, log|det dz/dx| per example), lists over levels."""
+    zs, means, log_stds, logdet = [], [], [], jnp.zeros(x.shape[:1], x.dtype)
+    h = x
+    for level in range(self.levels):
+      h, ld = self.steps[level].forward_and_log_det(flows.squeeze(h))
+      logdet = logdet + ld
+      if level < self.levels - 1:
+        h, z = jnp.split(h, 2, axis=-1)
+      else:
+        z = h
+      mean, log_std = self._prior(level, h, x.shape[0])
+      zs, means, log_stds = zs + [z], means + [mean], log_stds + [log_std]
+    return zs, means, log_stds, logdet
+
+  def __call__(self, x):
+    return self.forward(x)
+
+  def standardise(self, x):
+    """x -> u (B, D) flat, N(0, I) under the model, and log|det du/dx| per example."""
+    zs, means, log_stds, logdet = self.forward(x)
+    us = [((z - m) * jnp.exp(-s)).reshape(x.shape[0], -1) for z, m, s in zip(zs, means, log_stds)]
+    return jnp.concatenate(us, -1), logdet - sum(jnp.sum(s.reshape(x.shape[0], -1), -1) for s in log_stds)
+
+  def unstandardise(self, u, temperature: float = 1.0):
+    """The inverse of `standardise` with the noise scaled by `temperature`: u (B, D) -> x (B, H, W, C).
+    Sampling: u ~ N(0, I); temperature 1 inverts `standardise` exactly."""
+    shapes = self.shapes()
+    sizes = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+    us = [p.reshape((u.shape[0],) + s) for p, s in zip(jnp.split(u, sizes, axis=-1), shapes)]
+    h = None
+    for level in reversed(range(self.levels)):
+      mean, log_std = self._prior(level, h, u.shape[0])
+      z = mean + temperature * jnp.exp(log_std) * us[level]
+      h = z if h is None else jnp.concatenate([h, z], axis=-1)
+      h = flows.unsqueeze(self.steps[level].inverse_and_log_det(h)[0])
+    return h
+
+  def data_init(self, x) -> dict:
+    """The actnorm parameters of every level's steps from a data-dependent initialisation on batch x:
+    {"steps_l": {"actnorms_i": ...}} to merge into the params."""
+    out, h = {}, x
+    for level in range(self.levels):
+      out[f"steps_{level}"], h = self.steps[level].data_init_and_forward(flows.squeeze(h))
+      if level < self.levels - 1:
+        h = jnp.split(h, 2, axis=-1)[0]
+    return out
+
+
+class GlowModel(nn.Module):
+  """The standalone Glow as a likelihood model: y in [0,1]^D --preprocess--> x^ --MultiScaleGlow--> z.
+  `__call__` returns the per-example terms of every family (`losses.coverage_loss`): features z (all
+  levels, flat), their prior's mean and log std, kl = log_q = log_p = 0 (no latent variable to infer:
+  the bound is the exact log-likelihood, and IWAE-K equals it for every K) and logdet (preprocessing +
+  Glow; flow_logdet the Glow's own part)."""
+  image_shape: tuple[int, int, int]
+  preprocess: str = "centre"
+  logit_alpha: float = 0.05
+  levels: int = 3
+  depth: int = 32
+  width: int = 512
+  lu: bool = True
+  coupling: str = "affine"
+  learn_top: bool = True
+
+  def setup(self):
+    self.flow = MultiScaleGlow(self.image_shape, self.levels, self.depth, self.width, self.lu, self.coupling,
+                               self.learn_top)
+
+  def _preprocess(self):
+    return flows.preprocess_bijector(self.preprocess, self.logit_alpha)
+
+  def __call__(self, y: jax.Array, rng: jax.Array = None, train: bool = True, labels=None):
+    del rng, train, labels  # deterministic, no batch norm, unconditional
+    s, logdet = self._preprocess().forward_and_log_det(y)
+    zs, means, log_stds, glow_logdet = self.flow(s)
+    flat = lambda parts: jnp.concatenate([p.reshape(y.shape[0], -1) for p in parts], -1)
+    zero = jnp.zeros_like(logdet)
+    return {"features": flat(zs), "mean": flat(means), "log_sigma": flat(log_stds), "kl": zero,
+            "log_q": zero, "log_p": zero, "logdet": logdet + glow_logdet, "flow_logdet": glow_logdet}
+
+  def to_noise(self, y: jax.Array) -> jax.Array:
+    """The standard-normal noise u (B, D) that `from_noise` maps back to y."""
+    return self.flow.standardise(self._preprocess().forward(y))[0]
+
+  def from_noise(self, u: jax.Array, temperature: float = 1.0) -> jax.Array:
+    return self._preprocess().inverse(self.flow.unstandardise(u, temperature))
+
+  def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0, noise: bool = True,
+               labels=None, train: bool = False) -> jax.Array:
+    """Samples in y-space: u ~ N(0, I), every level's z at `temperature` x its prior's std."""
+    del noise, labels, train
+    return self.from_noise(jax.random.normal(rng, (batch, int(np.prod(self.image_shape)))), temperature)
+
+  def reconstruct(self, y: jax.Array, rng: jax.Array, labels=None) -> jax.Array:
+    """f^-1(f(y)): a flow reconstructs exactly (up to float error); shown for a uniform evaluation."""
+    del rng, labels
+    return self.from_noise(self.to_noise(y))
+
+  def interpolate(self, y_a: jax.Array, y_b: jax.Array, steps: int, labels=None) -> jax.Array:
+    """Linear interpolations between the noises of two batches, decoded: (B, steps, H, W, C)."""
+    del labels
+    ua, ub = self.to_noise(y_a), self.to_noise(y_b)
+    t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
+    y = self.from_noise((ua[:, None] * (1 - t) + ub[:, None] * t).reshape(-1, ua.shape[-1]))
+    return y.reshape((y_a.shape[0], steps) + y.shape[1:])
+
+  def data_init(self, y: jax.Array) -> dict:
+    """{"steps_l": {"actnorms_i": ...}}: the actnorm parameters of `self.flow` from a data-dependent
+    initialisation on batch y."""
+    return self.flow.data_init(self._preprocess().forward(y))
