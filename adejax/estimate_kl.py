@@ -37,6 +37,9 @@ def posteriors(trainer, state, images: np.ndarray, labels, batch: int):
 
 def estimate_run(config, workdir: str, num_posteriors: int = 10_000, num_samples: int = 10_000,
                  classifier_steps: int = 2000, seed: int = 0) -> dict:
+  if config.model.family == "glow":
+    raise config_lib.ConfigError(f"{workdir} is a standalone Glow: a flow has no encoder q(z | x), so "
+                                 "there is no marginal KL to estimate; use a run with a latent variable")
   trainer, state, _ = evaluate.restore_trainer(config, workdir)
   data = input_pipeline.load_split(config.data, config.data.train_split, limit=num_posteriors)
   means, log_stds = posteriors(trainer, state, data.images[:num_posteriors],

@@ -4,6 +4,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from adejax.evaluation import marginal_kl as mk
 from adejax.models import gaussian
@@ -71,3 +72,11 @@ def test_estimate_kl_runs_on_trained_runs_of_both_families(tmp_path):
       assert np.isfinite(out[key]), (name, key)
     assert out["num_posteriors"] == 40 and out["step"] == 4
     assert os.path.exists(os.path.join(workdir, "eval", "marginal_kl.json"))
+
+
+def test_estimate_kl_refuses_a_flow_without_an_encoder(tmp_path):
+  from adejax import config_lib, estimate_kl
+  from configs import fmnist_glow
+
+  with pytest.raises(config_lib.ConfigError, match="no encoder"):
+    estimate_kl.estimate_run(fmnist_glow.get_config("tiny"), str(tmp_path))
