@@ -12,7 +12,7 @@ import os
 import ml_collections
 
 from adejax import input_pipeline
-from adejax.models import discriminators, glow, vae
+from adejax.models import discriminators, glow, hybrids, vae
 
 MODES = {
     # name: (f_psi, adversarial, maximum likelihood) -- papers/002 Table 1
@@ -25,7 +25,7 @@ MODES = {
 
 
 GP_FORMS = ("two-sided", "one-sided", "r1")
-FAMILIES = ("ade", "glow_vae", "glow")  # adejax.families.REGISTRY
+FAMILIES = ("ade", "glow_vae", "glow", "hybrid")  # adejax.families.REGISTRY
 OPTIMIZERS = ("adamax", "adam")
 
 
@@ -60,7 +60,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.family = "ade"           # one of FAMILIES: "ade" (papers/002, `mode` picks the Table-1 row),
                                    # "glow_vae" (papers/003: VAE + Glow layer, config.glow_vae),
-                                   # "glow" (the standalone multi-scale Glow, config.glow)
+                                   # "glow" (the standalone multi-scale Glow, config.glow),
+                                   # "hybrid" (papers/004's VAE-GAN hybrids, config.hybrid)
   c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
   c.model.logit_alpha = 0.05
   c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
@@ -113,6 +114,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.glow.lu = True                 # LU-parametrised 1x1 convolutions
   c.glow.learn_top = True          # learned prior mean / std of the top level (else N(0, I))
   c.glow.temperature = 1.0         # sampling temperature (std scale of every level's prior)
+
+  c.hybrid = ml_collections.ConfigDict()  # family "hybrid": papers/004's models (families/hybrids.py);
+                                   # generator/encoder width model.width, discriminators model.disc_width
+  c.hybrid.model = "vae"           # vae | dcgan | wgan_gp | aae | aae_pp | aae_gan | veegan
+  c.hybrid.likelihood = "bernoulli"  # vae / aae: "bernoulli" or "quantized_normal" (learned sigma)
+  c.hybrid.latent_dim = 64         # size of z (papers/004 sweeps 10, 50, 75 on ColorMNIST)
+  c.hybrid.critic_steps = 5        # wgan_gp: critic updates per generator update
+  c.hybrid.gp_weight = 10.0        # wgan_gp: two-sided gradient penalty
+  c.hybrid.rec_weight_encoder = 1.0  # aae_pp / aae_gan: l1 data reconstruction weight for E (1, 5, 10, 50)
+  c.hybrid.rec_weight_generator = 1.0  # ... and for G (1, 5, 10, 50)
+  c.hybrid.code_width = 1000       # units of the code / joint discriminator's dense layers
+  c.hybrid.lr_encoder = 0.0        # learning rates (Table 5); 0 = optim.lr
+  c.hybrid.lr_disc = 0.0
+  c.hybrid.lr_code = 0.0
 
   c.loss = ml_collections.ConfigDict()
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
@@ -188,6 +203,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
   g.stage2_steps = min(g.stage2_steps, 1)
   c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 2, 4
+  c.hybrid.latent_dim, c.hybrid.code_width = 8, 16
   return c
 
 
@@ -299,6 +315,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(g.depth >= 1 and g.width >= 1, "glow.depth", "depth and width must be positive")
     _check(g.temperature >= 0, "glow.temperature", "must be >= 0")
     _check(m.num_classes == 0, "model.num_classes", "the glow family is unconditional")
+  if c.model.family == "hybrid":
+    h = c.hybrid
+    _check(h.model in hybrids.MODELS, "hybrid.model", f"{h.model!r} is not one of {list(hybrids.MODELS)}")
+    _check(h.likelihood in hybrids.LIKELIHOODS, "hybrid.likelihood",
+           f"{h.likelihood!r} is not one of {list(hybrids.LIKELIHOODS)}")
+    _check(h.latent_dim >= 1 and h.code_width >= 1, "hybrid.latent_dim", "sizes must be positive")
+    _check(h.critic_steps >= 1, "hybrid.critic_steps", "must be at least 1")
+    _check(min(h.lr_encoder, h.lr_disc, h.lr_code) >= 0, "hybrid.lr_disc", "must be >= 0 (0 = optim.lr)")
+    _check(m.num_classes == 0, "model.num_classes", "the hybrid family is unconditional")
 
 
 def generator_kind(c: ml_collections.ConfigDict) -> str:

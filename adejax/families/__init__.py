@@ -11,6 +11,7 @@ REGISTRY = {
     "ade": ("adejax.families.ade", "ADEFamily"),
     "glow_vae": ("adejax.families.glow_vae", "GlowVAEFamily"),
     "glow": ("adejax.families.glow", "GlowFamily"),
+    "hybrid": ("adejax.families.hybrids", "HybridFamily"),
 }
 
 

@@ -1,0 +1,253 @@
+"""papers/004's VAE-GAN hybrids as one family: `config.hybrid.model` picks the model, each a schedule on
+shared networks (`models.hybrids`). Adam (0.5, 0.9), batch 64, batch norm in the generator (appendix K).
+
+Parameter groups, each with its own learning rate (Table 5 sweeps them):
+  "generator" (G and the likelihood's sigma; optim.lr), "encoder" (E; hybrid.lr_encoder or optim.lr),
+  "disc" (the image discriminator or VEEGAN's joint one; hybrid.lr_disc), "code" (the adversarial
+  autoencoders' code discriminator C; hybrid.lr_code).
+Schedules (R(d) = -logit d, papers/004 Algorithm 4's R_D; "ẑ ~ q(z|x)", "z ~ p(z) = N(0, I)"):
+  vae      E, G: -ELBO with a Bernoulli or quantized-normal likelihood (hybrid.likelihood).
+  dcgan    D: cross-entropy x vs G(z); G: -log D(G(z)) (non-saturating).
+  wgan_gp  hybrid.critic_steps (5) critic updates, each on a fresh G(z) against the step's real batch:
+           D(G(z)) - D(x) + gp_weight (10) x two-sided penalty; then G: -D(G(z)).
+  aae      C: cross-entropy z vs ẑ; E, G: the likelihood's reconstruction -log p(x | ẑ) + R(C(ẑ)) (the
+           analytic KL of the VAE replaced by the code discriminator).
+  aae_pp   C as aae; D: x vs reconstructions G(ẑ); E: rec_weight_encoder l1(x, G(ẑ)) + R(C(ẑ));
+           G: rec_weight_generator l1(x, G(ẑ)) + R(D(G(ẑ))) (eq. 10).
+  aae_gan  aae_pp, and prior samples G(z) also fake for D and in G's loss: + R(D(G(z))) (eq. 11).
+  veegan   D(x, z): (x, F(x)) vs (G(z), z); F (the encoder's mean), G: R(D(G(z), z)) +
+           l1(z, F(G(z))) (the code reconstruction).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from adejax import losses
+from adejax.families import base
+from adejax.models import ade, discriminators, gaussian, hybrids
+
+ENCODER_MODELS = ("vae", "aae", "aae_pp", "aae_gan", "veegan")
+
+
+def l1(a, b):
+  return jnp.sum(jnp.abs(a - b), axis=tuple(range(1, a.ndim)))
+
+
+def _make(c, lr):
+  return base.make_optimizer(c.optim, lr=lr)
+
+
+class HybridFamily(base.Family):
+
+  def __init__(self, config: ml_collections.ConfigDict, image_shape):
+    h = config.hybrid
+    self.image_shape = tuple(image_shape)
+    self.kind = h.model
+    self.likelihood = h.likelihood
+    self.h = h
+    self.model = hybrids.HybridModel(self.image_shape, config.model.width, h.latent_dim, h.likelihood,
+                                     config.model.log_sigma_init)
+    self.disc = (hybrids.JointDiscriminator(config.model.disc_width, h.code_width) if self.kind == "veegan"
+                 else discriminators.Discriminator("conv", config.model.disc_width))
+    self.code_disc = hybrids.CodeDiscriminator(h.code_width, 3)
+    self.label = f"hybrid/{self.kind}" + (f" ({h.likelihood})" if self.kind in ("vae", "aae") else "")
+    lr = config.optim.lr
+    self.groups = {"generator": base.Group("params", _make(config, lr), ("generator", "log_sigma"))}
+    if self.kind in ENCODER_MODELS:
+      self.groups["encoder"] = base.Group("params", _make(config, h.lr_encoder or lr), ("encoder",))
+    if self.kind not in ("vae", "aae"):
+      self.groups["disc"] = base.Group("disc_params", _make(config, h.lr_disc or lr), ("data",))
+    if self.kind in ("aae", "aae_pp", "aae_gan"):
+      self.groups["code"] = base.Group("disc_params", _make(config, h.lr_code or lr), ("code",))
+
+  # ----------------------------------------------------------------------------- set-up
+  def init(self, rng):
+    k_model, k_disc, k_code, k_z = jax.random.split(rng, 4)
+    y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)
+    variables = self.model.init(k_model, y, k_z, train=True)
+    disc_params = {}
+    if "disc" in self.groups:
+      if self.kind == "veegan":
+        disc_params["data"] = self.disc.init(k_disc, y, jnp.zeros((2, self.h.latent_dim)))["params"]
+      else:
+        disc_params["data"] = discriminators.init_params(self.disc, k_disc, self.image_shape)
+    if "code" in self.groups:
+      disc_params["code"] = self.code_disc.init(k_code, jnp.zeros((2, self.h.latent_dim)))["params"]
+    return variables["params"], variables.get("batch_stats", {}), disc_params
+
+  # ----------------------------------------------------------------------------- pieces
+  def _apply(self, params, batch_stats, *args, method, train=True):
+    out, upd = self.model.apply({"params": params, "batch_stats": batch_stats}, *args, train=train,
+                                method=method, mutable=["batch_stats"])
+    return out, upd["batch_stats"]
+
+  def _generate(self, params, batch_stats, z):
+    """Images in [0, 1] from codes z (training-mode batch norm) and the new statistics."""
+    raw, stats = self._apply(params, batch_stats, z, method="decode_raw")
+    return self.model.apply({"params": params}, raw, method="to_image"), raw, stats
+
+  def _posterior(self, params, y, rng):
+    return self.model.apply({"params": params}, y, rng, method="sample_posterior")
+
+  def _d(self, disc_params, x, z=None):
+    x = ade.discriminator_input(x)
+    if self.kind == "veegan":
+      return self.disc.apply({"params": disc_params["data"]}, x, z)
+    return self.disc.apply({"params": disc_params["data"]}, x)
+
+  def _c(self, disc_params, z):
+    return self.code_disc.apply({"params": disc_params["code"]}, z)
+
+  def _reconstruction(self, params, batch_stats, y, z):
+    """-log p(x | z) of the model's likelihood per example (nats), and the new statistics."""
+    if self.likelihood == "bernoulli":
+      return self._apply(params, batch_stats, y, z, method="bernoulli_nll")
+    raw, stats = self._apply(params, batch_stats, z, method="decode_raw")
+    return losses.gaussian_nll(hybrids.centre(y), raw, params["log_sigma"]), stats
+
+  def _update(self, state, names, loss_fn, target="params"):
+    """One update of groups `names` (all in `target`) by loss_fn(tree) -> (loss, (metrics, stats))."""
+    tree = getattr(state, target)
+    sub = {k: v for n in names for k, v in base.group_params(state, self.groups[n]).items()}
+    (loss, (metrics, stats)), grads = jax.value_and_grad(
+        lambda p: loss_fn({**tree, **p}), has_aux=True)(sub)
+    ok = True
+    for n in names:
+      state, ok_n = base.update_group(state, self.groups, n, {k: grads[k] for k in self.groups[n].keys}, loss)
+      ok = ok & ok_n
+    if stats is not None:
+      state = state.replace(batch_stats=jax.tree.map(lambda new, old: jnp.where(ok, new, old), stats,
+                                                     state.batch_stats))
+    return state, {**metrics, "loss": loss}
+
+  def _bce_update(self, state, group, logits_fn, name):
+    """A discriminator-like group trained by cross-entropy: logits_fn(disc_params) -> (real, fake)."""
+    def loss_fn(dp):
+      real, fake = logits_fn(dp)
+      return losses.discriminator_loss(real, fake), (
+          {f"{name}_loss": losses.discriminator_loss(real, fake), f"{name}_real_logit": jnp.mean(real),
+           f"{name}_fake_logit": jnp.mean(fake), f"{name}_accuracy": losses.discriminator_accuracy(real, fake)},
+          None)
+    state, m = self._update(state, (group,), loss_fn, target="disc_params")
+    m.pop("loss")
+    return state, m
+
+  # ----------------------------------------------------------------------------- the schedules
+  def train_step(self, state, images, labels, rng, constrain, phase=0):
+    del labels, constrain
+    k = dict(zip(("deq", "post", "prior", "gp", "gen"), jax.random.split(rng, 5)))
+    y = losses.dequantize(images, k["deq"])
+    b, d = y.shape[0], self.h.latent_dim
+    z_prior = jax.random.normal(k["prior"], (b, d))
+    kind, metrics = self.kind, {}
+    bs = state.batch_stats
+
+    if kind == "vae":
+      def loss_fn(p):
+        mean, log_std, z = self._posterior(p, y, k["post"])
+        zeros = jnp.zeros_like(mean)
+        kl = gaussian.kl(mean, log_std, zeros, zeros)
+        if self.likelihood == "bernoulli":
+          rec, stats = self._reconstruction(p, bs, y, z)
+          per_example = rec + kl
+          return jnp.mean(per_example), ({"bernoulli_nll": jnp.mean(rec), "kl": jnp.mean(kl)}, stats)
+        out, stats = self._apply(p, bs, y, k["post"], method="__call__")
+        per_example, terms = losses.coverage_loss(out)
+        return jnp.mean(per_example), (losses.coverage_metrics(out, per_example, terms), stats)
+      state, m = self._update(state, ("encoder", "generator"), loss_fn)
+      return state, {"generator_loss": m.pop("loss"), **m}
+
+    if kind in ("dcgan", "wgan_gp"):
+      wgan = kind == "wgan_gp"
+      for i in range(self.h.critic_steps if wgan else 1):
+        z_i = jax.random.normal(jax.random.fold_in(k["prior"], i + 1), (b, d))
+        fake = jax.lax.stop_gradient(self._generate(state.params, bs, z_i)[0])
+        if wgan:
+          def critic_loss(dp, fake=fake, i=i):
+            logit = lambda x: self.disc.apply({"params": dp["data"]}, x)
+            real_in, fake_in = ade.discriminator_input(y), ade.discriminator_input(fake)
+            real_l, fake_l = logit(real_in), logit(fake_in)
+            gp = losses.gradient_penalty(logit, real_in, fake_in, jax.random.fold_in(k["gp"], i))
+            w = jnp.mean(real_l) - jnp.mean(fake_l)
+            return -w + self.h.gp_weight * gp, ({"critic_wasserstein": w, "gradient_penalty": gp}, None)
+          state, m = self._update(state, ("disc",), critic_loss, target="disc_params")
+          m.pop("loss")
+        else:
+          state, m = self._bce_update(state, "disc", lambda dp, fake=fake: (self._d(dp, y), self._d(dp, fake)),
+                                      "disc")
+        metrics.update(m)
+
+      def g_loss(p):
+        fake, _, stats = self._generate(p, bs, z_prior)
+        logits = self._d(state.disc_params, fake)
+        loss = -jnp.mean(logits) if wgan else jnp.mean(jax.nn.softplus(-logits))
+        return loss, ({}, stats)
+      state, m = self._update(state, ("generator",), g_loss)
+      return state, {**metrics, "generator_loss": m["loss"]}
+
+    if kind == "veegan":
+      f_real = self._posterior(state.params, y, k["post"])[0]
+      fake = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0])
+      state, m = self._bce_update(state, "disc", lambda dp: (self._d(dp, y, f_real), self._d(dp, fake, z_prior)),
+                                  "disc")
+      metrics.update(m)
+
+      def g_loss(p):
+        x_gen, _, stats = self._generate(p, bs, z_prior)
+        adv = losses.quality_loss(self._d(state.disc_params, x_gen, z_prior))
+        code_rec = jnp.mean(l1(z_prior, self._posterior(p, x_gen, k["post"])[0]))
+        return adv + code_rec, ({"adversarial": adv, "code_reconstruction": code_rec}, stats)
+      state, m = self._update(state, ("encoder", "generator"), g_loss)
+      return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+
+    # the adversarial autoencoders: the code discriminator first
+    z_hat = jax.lax.stop_gradient(self._posterior(state.params, y, k["post"])[2])
+    state, m = self._bce_update(state, "code", lambda dp: (self._c(dp, z_prior), self._c(dp, z_hat)), "code")
+    metrics.update(m)
+    if kind == "aae":
+      def loss_fn(p):
+        _, _, z = self._posterior(p, y, k["post"])
+        rec, stats = self._reconstruction(p, bs, y, z)
+        adv = losses.quality_loss(self._c(state.disc_params, z))
+        return jnp.mean(rec) + adv, ({"reconstruction": jnp.mean(rec), "code_adversarial": adv}, stats)
+      state, m = self._update(state, ("encoder", "generator"), loss_fn)
+      return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+
+    # aae_pp / aae_gan: the data discriminator, then the encoder, then the generator
+    gan = kind == "aae_gan"
+    rec_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_hat)[0])
+    prior_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0]) if gan else None
+
+    def d_logits(dp):
+      real, fake = self._d(dp, y), self._d(dp, rec_img)
+      if gan:  # reals against both fakes, each weighted as one half of the fake term
+        fake = jnp.concatenate([fake, self._d(dp, prior_img)])
+      return real, fake
+    state, m = self._bce_update(state, "disc", d_logits, "disc")
+    metrics.update(m)
+
+    def e_loss(p):
+      _, _, z = self._posterior(p, y, k["post"])
+      img, _, stats = self._generate(p, bs, z)
+      rec = jnp.mean(l1(y, img))
+      adv = losses.quality_loss(self._c(state.disc_params, z))
+      return self.h.rec_weight_encoder * rec + adv, ({"reconstruction_l1": rec, "code_adversarial": adv}, stats)
+    state, m = self._update(state, ("encoder",), e_loss)
+    metrics.update({"encoder_loss": m.pop("loss"), **m})
+
+    def g_loss(p):
+      img, _, stats = self._generate(p, bs, z_hat)
+      rec = jnp.mean(l1(y, img))
+      adv = losses.quality_loss(self._d(state.disc_params, img))
+      if gan:
+        sample, _, stats = self._generate(p, stats, z_prior)
+        adv = adv + losses.quality_loss(self._d(state.disc_params, sample))
+      return self.h.rec_weight_generator * rec + adv, ({"data_adversarial": adv}, stats)
+    state, m = self._update(state, ("generator",), g_loss)
+    return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+
+  def batch_stats_of(self, params, batch_stats, images, labels, rng):
+    z = jax.random.normal(rng, (images.shape[0], self.h.latent_dim))
+    return self._generate(params, batch_stats, z)[2]
