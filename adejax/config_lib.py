@@ -143,6 +143,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.name = "adamax"          # "adamax" (papers/002 appendix C) or "adam"
   c.optim.lr = 2e-3                # generator (VAE, f_psi, sigma): Adamax, appendix C
   c.optim.lr_halve_every = 0       # halve every group's learning rate every N steps; 0 = constant
+  c.optim.warmup_steps = 0         # linear learning-rate warm-up from 0 over N updates (Glow's); 0 = none;
+                                   # lr_halve_every then counts from the warm-up's end
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   # Discriminator: None = the generator's value, so changing optim.lr moves both unless these are set.
@@ -179,6 +181,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.inception_path = ""       # pt_inception-2015-12-05-6726825d.pth (or .npz); "" = $ADEJAX_FID_INCEPTION
   c.eval.feature_cache_dir = ""    # domain classifier + reference statistics; "" = ~/.cache/adejax
   c.eval.classifier_steps = 1500   # training steps of the offline domain classifier
+  c.eval.critic_steps = 1000       # independent Wasserstein critic (papers/004) on the num_fid_samples
+                                   # samples vs as many test images; 0 = skip
 
   c.ckpt = ml_collections.ConfigDict()
   c.ckpt.every = 1000              # save every N steps (and at the end, and on SIGTERM)
@@ -196,7 +200,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.train.image_every = c.eval.every = num_steps
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
   c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
-  c.eval.num_mode_samples = 64
+  c.eval.num_mode_samples, c.eval.critic_steps = 64, 5
   g = c.glow_vae
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
   g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
@@ -282,10 +286,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")
   _check(c.eval.num_mode_samples >= 0, "eval.num_mode_samples", "must be >= 0 (0 = skip mode counting)")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
+  _check(c.eval.critic_steps >= 0, "eval.critic_steps", "must be >= 0 (0 = skip the independent critic)")
   o = c.optim
   _check(o.lr > 0, "optim.lr", "must be positive")
   _check(o.name in OPTIMIZERS, "optim.name", f"{o.name!r} is not one of {list(OPTIMIZERS)}")
   _check(o.lr_halve_every >= 0, "optim.lr_halve_every", "must be >= 0 (0 = constant)")
+  _check(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0 (0 = no warm-up)")
   _check(o.disc_lr is None or o.disc_lr > 0, "optim.disc_lr", "must be positive (or None: optim.lr)")
   for key in ("b1", "b2", "disc_b1", "disc_b2"):
     _check(o[key] is None or 0.0 <= o[key] < 1.0, f"optim.{key}", "must be in [0, 1)")

@@ -15,7 +15,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from adejax import checkpointing, config_lib, input_pipeline, reporting
-from adejax.evaluation import domain_classifier, fid, inception, modes, prd
+from adejax.evaluation import critic, domain_classifier, fid, inception, modes, prd
 
 TEMPERATURES = (0.6, 0.8, 1.0)
 CLASSIFIER_EXAMPLES_WHEN_STREAMING = 50_000  # the domain classifier of a streamed dataset trains on these
@@ -48,7 +48,7 @@ def write_samples(trainer, state, out_dir: str, num: int, temperatures=TEMPERATU
 def write_samples_npz(trainer, state, out_dir: str, n: int, chunk: int, seed: int = 0) -> str:
   """`out_dir/samples.npz`: key `images`, (n, H, W, C) uint8 samples at the data's resolution (and
   `labels` for a class-conditional model), for torch-fidelity, clean-fid or any script to score."""
-  images, labels = generate_uint8(trainer, state, n, chunk, seed)
+  images, labels, _ = generate_uint8(trainer, state, n, chunk, seed)
   path = os.path.join(out_dir, "samples.npz")
   os.makedirs(out_dir, exist_ok=True)
   extra = {} if labels is None else {"labels": labels.astype(np.int32)}
@@ -70,8 +70,9 @@ def interpolation_pairs(labels: np.ndarray, pairs: int, same_class: bool):
 
 
 def generate_uint8(trainer, state, n: int, chunk: int, seed: int = 0):
-  """(n samples as uint8 images, their class labels) generated in fixed-size chunks (one compilation).
-  A class-conditional model generates every class in turn; the labels are None for other models."""
+  """(n samples as uint8 images, their class labels, the fraction of samples with non-finite pixels)
+  generated in fixed-size chunks (one compilation). A class-conditional model generates every class in
+  turn; the labels are None for other models. Non-finite pixels become 0 and are counted, never cast."""
   k = trainer.num_classes
   labels = np.arange(-(-n // chunk) * chunk) % k if k else None
   parts = []
@@ -80,8 +81,13 @@ def generate_uint8(trainer, state, n: int, chunk: int, seed: int = 0):
       logging.info("sampling: %d of %d images", i * chunk, n)
     parts.append(trainer.sample(state, chunk, seed=seed + i,
                                 labels=None if labels is None else labels[i * chunk:(i + 1) * chunk]))
-  images = np.round(np.concatenate(parts)[:n] * 255.0).astype(np.uint8)
-  return images, None if labels is None else labels[:n]
+  floats = np.concatenate(parts)[:n]
+  bad = ~np.isfinite(floats).reshape(n, -1).all(axis=1)
+  if bad.any():  # counted and shown, never silently cast (NaN -> uint8 is undefined)
+    logging.warning("%d of %d samples have non-finite pixels (set to 0): the model's sampling path is "
+                    "numerically unstable at this temperature.", int(bad.sum()), n)
+  images = np.round(np.nan_to_num(floats, nan=0.0, posinf=1.0, neginf=0.0) * 255.0).astype(np.uint8)
+  return images, None if labels is None else labels[:n], float(bad.mean())
 
 
 def feature_cache_dir(config) -> str:
@@ -180,11 +186,17 @@ def evaluate_run(config, workdir: str) -> dict:
   stacked = config.data.dataset in input_pipeline.STACKED_DATASETS
   m = config.eval.num_mode_samples if stacked else 0
   if n or m:
-    samples, labels = generate_uint8(trainer, state, max(n, m), config.eval.batch_size)
+    samples, labels, nonfinite = generate_uint8(trainer, state, max(n, m), config.eval.batch_size)
+    metrics["nonfinite_sample_fraction"] = nonfinite
     domain = domain_features(config, eval_data) if eval_data.has_labels else None  # loaded once
     if n:
       metrics.update(sample_quality(config, samples[:n], eval_data, out_dir,
                                     None if labels is None else labels[:n], domain))
+      if config.eval.critic_steps and n >= 4:
+        logging.info("Independent Wasserstein critic: %d steps on %d samples vs %d test images.",
+                     config.eval.critic_steps, n, n)
+        metrics.update(critic.wasserstein_estimate(eval_data.images[:n], samples[:n],
+                                                   steps=config.eval.critic_steps, seed=config.seed))
     if m:
       metrics.update(mode_metrics(samples[:m], eval_data, domain))
   if jax.process_index() == 0:

@@ -4,7 +4,8 @@
       --config.data.tfds_data_dir=/path/to/tensorflow_datasets
 
 Needs `cifar10` prepared in TFDS. 3 levels of 32 steps (actnorm, LU 1x1 convolution, affine coupling of
-width 512) with squeeze and split, learned top prior; Adam 1e-3, batch 64, 2000 epochs
+width 512) with squeeze and split, learned top prior; Adam 1e-3 after a 10-epoch warm-up, batch 64,
+2000 epochs
 (`adejax.sweep.glow_paper_config` lists what is the paper's and what is chosen here).
 
   variant   paper row                                   FID     BPD

@@ -5,7 +5,8 @@ scale of configs/fmnist_glow_vae.py, for the same 2000 steps of batch 64.
 
 2 levels (28 -> 14 -> 7) of 8 steps with coupling networks of width 32, as deep and as wide as the Glow
 layer of configs/fmnist_glow_vae.py (which has 1 level of 8); affine couplings, LU 1x1 convolutions,
-learned top prior; Adam 1e-3, batch 64. `:tiny` is the test-sized variant.
+learned top prior; Adam 1e-3 after a 100-step linear warm-up, batch 64. `:tiny` is the test-sized
+variant.
 """
 from adejax import config_lib, sweep
 

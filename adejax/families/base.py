@@ -39,12 +39,17 @@ class Group:
 def make_optimizer(o, lr: Optional[float] = None, b1: Optional[float] = None,
                    b2: Optional[float] = None) -> optax.GradientTransformation:
   """The optimiser of one group from the config's `optim` section (lr, b1, b2 overridable per group):
-  optim.name (adamax | adam), the step-wise halving schedule optim.lr_halve_every, optim.grad_clip."""
+  optim.name (adamax | adam), the step-wise halving schedule optim.lr_halve_every, a linear warm-up
+  over optim.warmup_steps, optim.grad_clip. Schedules count the group's own updates."""
   lr = o.lr if lr is None else lr
   b1 = o.b1 if b1 is None else b1
   b2 = o.b2 if b2 is None else b2
   if o.lr_halve_every:
     lr = optax.exponential_decay(lr, o.lr_halve_every, 0.5, staircase=True)
+  if o.get("warmup_steps", 0):  # (configs saved before the field existed have none)
+    decay = lr
+    lr = optax.join_schedules([optax.linear_schedule(0.0, lr if not callable(lr) else lr(0), o.warmup_steps),
+                               decay if callable(decay) else optax.constant_schedule(decay)], [o.warmup_steps])
   opt = {"adamax": optax.adamax, "adam": optax.adam}[o.name](lr, b1=b1, b2=b2)
   return optax.chain(optax.clip_by_global_norm(o.grad_clip), opt) if o.grad_clip > 0 else opt
 
