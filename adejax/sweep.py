@@ -96,6 +96,8 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   if c.model.family == "glow":  # 2 levels (28 -> 14 -> 7), as narrow as the glow_vae's Glow layer
     c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 8, 32
     c.optim.lr_halve_every, c.optim.warmup_steps = 0, 100
+  if c.model.family == "hybrid":  # the shared networks at width 1/4 (above); smaller dense layers
+    c.hybrid.code_width = 256
   if scale == "tiny":
     config_lib.make_tiny(c, num_steps=2)
     c.data.image_size, c.data.resize = 16, "resize"
@@ -214,6 +216,43 @@ def glow_paper_config(dataset: str = "cifar10", image_size: int = 32,
   return c
 
 
+# papers/004 Table 5: the learning-rate grid of each model, (generator/encoder, discriminator, code disc.)
+HYBRID_LR_GRIDS = {
+    "vae": ((1e-3, 5e-4, 5e-3), (), ()),
+    "dcgan": ((1e-4, 2e-4, 3e-4), (1e-4, 2e-4, 3e-4), ()),
+    "wgan_gp": ((1e-4, 2e-4, 3e-4), (1e-4, 2e-4, 3e-4), ()),
+    "aae": ((1e-3, 5e-4, 5e-3), (), (5e-4, 5e-5, 1e-5)),
+    "aae_pp": ((1e-4, 5e-4), (5e-4,), (5e-4,)),
+    "aae_gan": ((1e-4, 5e-4), (5e-4,), (5e-4,)),
+    "veegan": ((1e-3, 5e-4), (5e-5, 1e-4), ()),
+}
+HYBRID_REC_WEIGHTS = (1.0, 5.0, 10.0, 50.0)  # appendix K.1: AAE++ / AAE-GAN, encoder and generator
+HYBRID_STEPS = {"cifar10": 200_000, "celeb_a": 200_000}  # appendix K (ColorMNIST: 100,000)
+
+
+def hybrid_paper_config(model: str, dataset: str = "cifar10", image_size: int = 32,
+                        likelihood: str = "bernoulli") -> ml_collections.ConfigDict:
+  """A papers/004 model (appendix K): the shared DCGAN-style networks (here papers/002's SNGAN-shaped
+  generator, its transposed encoder and the conv discriminator), Adam (0.5, 0.9), batch 64, batch norm,
+  a fixed learning rate (the first of its Table 5 grid), 200,000 iterations on CIFAR-10 and CelebA, N(0, I)
+  prior. Chosen here: 64 latents (the paper sweeps 10 / 50 / 75 on ColorMNIST and does not list
+  CIFAR-10's)."""
+  if model not in HYBRID_LR_GRIDS:
+    raise config_lib.ConfigError(f"hybrid model must be one of {list(HYBRID_LR_GRIDS)}, got {model!r}")
+  c = config_lib.base_config()
+  c.model.family = "hybrid"
+  c.data.dataset, c.data.image_size, c.data.resize = dataset, image_size, "resize"
+  h = c.hybrid
+  h.model, h.likelihood, h.latent_dim = model, likelihood, 64
+  gen, disc, code = HYBRID_LR_GRIDS[model]
+  c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2 = "adam", gen[0], 0.5, 0.9
+  h.lr_disc, h.lr_code = (disc or (0.0,))[0], (code or (0.0,))[0]
+  c.train.batch_size, c.train.num_steps = 64, HYBRID_STEPS.get(dataset, 100_000)
+  c.train.log_every, c.train.image_every = 500, 20_000
+  c.eval.every, c.ckpt.every = 50_000, 10_000
+  return c
+
+
 def glow_vae_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
   """papers/003's rows: "full" (the model above); "flow_prior" and "two_stage" (Table 1: the VAE with a
   learned-gamma decoder and no Glow layer, with the flow prior or Dai & Wipf's second-stage VAE; the
@@ -232,6 +271,16 @@ def glow_vae_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collectio
 
 
 # ----------------------------------------------------------------------------- running and collecting
+def has_likelihood(c) -> bool:
+  """Whether a config's held-out bits/dim are a bound on its own -log p(x): not for GANs, nor for
+  hybrids other than the quantized-normal VAE (the Bernoulli likelihood is no density of 8-bit data)."""
+  if c.model.family == "ade":
+    return c.mode != "gan"
+  if c.model.family == "hybrid":
+    return c.hybrid.model == "vae" and c.hybrid.likelihood == "quantized_normal"
+  return True
+
+
 def load_experiment(path: str, scale: str) -> list[Member]:
   if not os.path.exists(path):
     raise config_lib.ConfigError(f"--experiment: no such file {path!r}")
@@ -266,12 +315,13 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   for m in members:
     path = os.path.join(workdir, m.name, "done.json")
     ours = json.load(open(path)) if os.path.exists(path) else {}
-    if m.bpd_from or (m.config.model.family == "ade" and m.config.mode == "gan"):  # a GAN's own ELBO (untrained encoder) means nothing
+    if m.bpd_from or not has_likelihood(m.config):  # a GAN's own ELBO (untrained encoder) means nothing
       ours = {k: v for k, v in ours.items() if k not in ("bpd_elbo", "bpd_iwae")}
       other = os.path.join(workdir, m.bpd_from, "done.json")
       if m.bpd_from and os.path.exists(other):  # the bound of its BPD-for-a-GAN run
         ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
-    mode = m.config.mode if m.config.model.family == "ade" else m.config.model.family
+    mode = {"ade": m.config.mode, "hybrid": f"hybrid/{m.config.hybrid.model}"}.get(
+        m.config.model.family, m.config.model.family)
     rows.append({"member": m.name, "mode": mode, **({"group": m.group} if m.group else {}), **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",

@@ -79,6 +79,7 @@ def test_refinements_do_what_their_names_say():
     ("lsun_avade", "64,128", "exclude each other"),
     ("cifar_glow_vae", "flow_prior,two_stage", "exclude each other"),
     ("default", "huge", "valid names, comma-separated: tiny"),
+    ("cifar_hybrids", "aae,veegan", "exclude each other"),
 ])
 def test_unknown_or_clashing_variants_are_errors_that_list_the_valid_names(name, variant, message):
   with pytest.raises(config_lib.ConfigError, match=message):
@@ -97,10 +98,11 @@ def test_one_tiny_step_of_each_distinct_family_and_mode():
   seen = {}
   for name, variant in sorted(ALL, key=lambda row: (row[1] != "", row)):  # the plainest row of each
     c = load(name, ",".join(filter(None, [variant, "tiny"])))
-    key = (c.model.family,) + {"ade": (c.mode,), "glow_vae": (c.glow_vae.prior, c.glow_vae.decoder)}.get(
-        c.model.family, ())
+    key = (c.model.family,) + {"ade": (c.mode,), "glow_vae": (c.glow_vae.prior, c.glow_vae.decoder),
+                               "hybrid": (c.hybrid.model, c.hybrid.likelihood)}.get(c.model.family, ())
     seen.setdefault(key, (f"{name}:{variant}", c))
-  assert len(seen) >= 9, sorted(seen)  # 5 papers/002 modes, papers/003's 3 rows and its Glow baseline
+  assert len(seen) >= 17, sorted(seen)  # 5 papers/002 modes, papers/003's 3 rows and its Glow baseline,
+  # papers/004's 7 models and the quantized-normal VAE
   for key, (row, c) in sorted(seen.items()):
     print(key, "from", row)
     shape = (c.data.image_size, c.data.image_size, 3)

@@ -1,0 +1,111 @@
+"""papers/004's VAE-GAN hybrids (family "hybrid"): one step of every model on a tiny config, which
+groups each schedule updates, WGAN-GP's 5 critic updates per generator update, the likelihoods against
+their closed forms, the sign of the adversarial terms, and evaluation of a trained run."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from adejax import config_lib, losses, train
+from adejax.models import hybrids
+
+from tests.test_glow_vae import steps
+from tests.test_train import tree_max_diff
+
+SHAPE = (16, 16, 1)
+# model -> the groups its step updates
+GROUPS = {"vae": {"generator", "encoder"}, "dcgan": {"generator", "disc"}, "wgan_gp": {"generator", "disc"},
+          "aae": {"generator", "encoder", "code"}, "aae_pp": {"generator", "encoder", "disc", "code"},
+          "aae_gan": {"generator", "encoder", "disc", "code"}, "veegan": {"generator", "encoder", "disc"}}
+
+
+def tiny(model, **overrides):
+  c = config_lib.base_config()
+  c.model.family, c.optim.name, c.optim.b1, c.optim.b2 = "hybrid", "adam", 0.5, 0.9
+  config_lib.make_tiny(c, num_steps=4)
+  c.data.image_size, c.data.resize = 16, "resize"
+  c.hybrid.model = model
+  for k, v in overrides.items():
+    c.hybrid[k] = v
+  config_lib.validate(c)
+  return c
+
+
+@pytest.mark.parametrize("model,likelihood", [(m, "bernoulli") for m in hybrids.MODELS] +
+                         [("vae", "quantized_normal"), ("aae", "quantized_normal")])
+def test_one_step_of_every_model_updates_exactly_its_groups(model, likelihood):
+  trainer = train.Trainer(tiny(model, likelihood=likelihood), SHAPE, devices=jax.devices()[:1])
+  assert set(trainer.family.groups) == GROUPS[model]
+  init = jax.device_get(trainer.init_state(0))
+  state, (m,) = steps(trainer, trainer.init_state(0), 1)
+  assert int(state.step) == 1 and int(state.skipped) == 0 and np.isfinite(m["generator_loss"]), m
+  for name, group in trainer.family.groups.items():
+    before, after = (group.select(getattr(s, group.tree)) for s in (init, state))
+    assert tree_max_diff(after, before) > 0, name
+  for key in set(init.params) - {k for g in trainer.family.groups.values() if g.tree == "params" for k in g.keys}:
+    assert tree_max_diff(state.params[key], init.params[key]) == 0.0, key
+  images = trainer.sample(state, 4)
+  assert images.shape == (4,) + SHAPE and np.all(np.isfinite(images))
+
+
+def test_wgan_gp_takes_exactly_five_critic_updates_per_generator_update():
+  trainer = train.Trainer(tiny("wgan_gp"), SHAPE, devices=jax.devices()[:1])
+  state, _ = steps(trainer, trainer.init_state(0), 2)
+  count = lambda name: int(optax.tree_utils.tree_get(state.opt_state[name], "count"))
+  assert (count("disc"), count("generator")) == (10, 2)
+
+
+def test_likelihoods_match_their_closed_forms():
+  m = hybrids.HybridModel(SHAPE, width=0.0625, latent_dim=4)
+  y = jax.random.uniform(jax.random.key(0), (3,) + SHAPE)
+  z = jax.random.normal(jax.random.key(1), (3, 4))
+  v = m.init(jax.random.key(2), y, jax.random.key(3))
+  logits = m.apply(v, z, method="decode_raw")
+  p = jax.nn.sigmoid(logits)
+  expected = -jnp.sum(y * jnp.log(p) + (1 - y) * jnp.log1p(-p), axis=(1, 2, 3))
+  np.testing.assert_allclose(m.apply(v, y, z, method="bernoulli_nll"), expected, rtol=1e-5)
+  # quantized normal: -log N(2y - 1 | G(z), sigma) - D log 2 = -log of the density of y itself
+  out = m.apply(v, y, jax.random.key(4))
+  sigma = float(jnp.exp(v["params"]["log_sigma"]))
+  d = y[0].size
+  direct = jnp.sum(jax.scipy.stats.norm.logpdf(y, (out["mean"] + 1) / 2, sigma / 2), axis=(1, 2, 3))
+  np.testing.assert_allclose(-losses.gaussian_nll(out["features"], out["mean"], out["log_sigma"])
+                             + out["logdet"], direct, rtol=1e-5)
+  assert out["logdet"].shape == (3,) and np.allclose(out["logdet"], d * np.log(2.0))
+
+
+def test_adversarial_terms_push_towards_what_the_discriminator_calls_real():
+  """R(d) = -logit d decreases when the generated input moves towards the discriminator's 'real' side,
+  for the image discriminator (GAN terms) and the code discriminator (the AAEs' encoder term)."""
+  w = jnp.arange(1.0, 5.0)
+  logit = lambda z: z @ w  # "real" lies along +w
+  z = jnp.zeros((2, 4))
+  grad = jax.grad(lambda z: losses.quality_loss(logit(z)))(z)
+  assert jnp.all(-grad @ w > 0)  # a descent step on R increases the logit
+  # the code discriminator is trained with prior samples as "real": its logit rises on them
+  c = hybrids.CodeDiscriminator(width=16)
+  k = jax.random.split(jax.random.key(0), 3)
+  prior, posterior = jax.random.normal(k[0], (256, 4)), 3.0 + 0.1 * jax.random.normal(k[1], (256, 4))
+  params = c.init(k[2], prior)
+  for _ in range(50):
+    g = jax.grad(lambda p: losses.discriminator_loss(c.apply(p, prior), c.apply(p, posterior)))(params)
+    params = jax.tree.map(lambda a, b: a - 0.05 * b, params, g)
+  assert float(jnp.mean(c.apply(params, prior))) > 0 > float(jnp.mean(c.apply(params, posterior)))
+
+
+def test_a_trained_hybrid_evaluates_with_the_critic_and_marginal_kl(tmp_path):
+  from adejax import estimate_kl, evaluate
+  from tests.test_input_pipeline import make_idx_dir
+
+  (tmp_path / "idx").mkdir()
+  make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
+  c = tiny("aae_gan")
+  c.data.idx_dir = str(tmp_path / "idx")
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(c, workdir)
+  c = config_lib.load_run_config(workdir)
+  out = evaluate.evaluate_run(c, workdir)
+  assert np.isfinite(out["wasserstein_critic"]) and out["nonfinite_sample_fraction"] == 0.0
+  kl = estimate_kl.estimate_run(c, workdir, num_posteriors=40, num_samples=100, classifier_steps=10)
+  assert np.isfinite(kl["marginal_kl_monte_carlo"])
