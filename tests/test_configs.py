@@ -98,11 +98,12 @@ def test_one_tiny_step_of_each_distinct_family_and_mode():
   seen = {}
   for name, variant in sorted(ALL, key=lambda row: (row[1] != "", row)):  # the plainest row of each
     c = load(name, ",".join(filter(None, [variant, "tiny"])))
-    key = (c.model.family,) + {"ade": (c.mode,), "glow_vae": (c.glow_vae.prior, c.glow_vae.decoder),
-                               "hybrid": (c.hybrid.model, c.hybrid.likelihood)}.get(c.model.family, ())
+    # (every hybrid model's step: tests/test_hybrids.py)
+    key = (c.model.family,) + {"ade": (c.mode,), "glow_vae": (c.glow_vae.prior, c.glow_vae.decoder)}.get(
+        c.model.family, ())
     seen.setdefault(key, (f"{name}:{variant}", c))
-  assert len(seen) >= 17, sorted(seen)  # 5 papers/002 modes, papers/003's 3 rows and its Glow baseline,
-  # papers/004's 7 models and the quantized-normal VAE
+  assert len(seen) >= 10, sorted(seen)  # 5 papers/002 modes, papers/003's 3 rows and its Glow
+  # baseline, papers/004's hybrids
   for key, (row, c) in sorted(seen.items()):
     print(key, "from", row)
     shape = (c.data.image_size, c.data.image_size, 3)
