@@ -35,10 +35,15 @@ def count_params(tree) -> int:
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
-  """(N, H, W, C) floats in [0,1] or uint8 -> one (rows*H, cols*W, 3) uint8 grid."""
+  """(N, H, W, C) floats in [0,1] or uint8 -> one (rows*H, cols*W, 3) uint8 grid. Non-finite pixels
+  (a numerically unstable sampler) are drawn magenta, so they are seen rather than cast at random."""
   images = np.asarray(images)
   if images.dtype != np.uint8:
-    images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+    bad = ~np.isfinite(images)
+    images = np.round(np.clip(np.nan_to_num(images, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    if bad.any():
+      images = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+      images[bad.any(axis=-1)] = (255, 0, 255)
   if images.shape[-1] == 1:
     images = np.repeat(images, 3, axis=-1)
   n, h, w, c = images.shape

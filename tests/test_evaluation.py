@@ -142,3 +142,24 @@ def test_interpolation_pairs_stay_within_a_class_for_conditional_models():
   np.testing.assert_array_equal(labels[a], labels[b])
   _, b = evaluate.interpolation_pairs(np.array([0, 1, 2]), 1, same_class=True)
   np.testing.assert_array_equal(b, [0])  # no later image of the class: the image itself
+
+
+def test_non_finite_samples_are_counted_and_drawn_not_cast():
+  from adejax import evaluate, reporting
+
+  class Sampler:  # the part of a Trainer that generate_uint8 uses
+    num_classes = 0
+
+    def sample(self, state, n, seed=0, labels=None):
+      x = np.full((n, 4, 4, 1), 0.5, np.float32)
+      x[0, 0, 0, 0] = np.nan
+      x[1, 1, 1, 0] = np.inf
+      return x
+
+  images, labels, bad = evaluate.generate_uint8(Sampler(), None, 8, chunk=4)
+  assert images.dtype == np.uint8 and labels is None
+  assert bad == 0.5  # two of four images in each chunk
+  assert images[0, 0, 0, 0] == 0 and images[0, 1, 1, 0] == 128
+  grid = reporting.image_grid(Sampler().sample(None, 2), ncols=2, pad=0)
+  assert tuple(grid[0, 0]) == (255, 0, 255) and tuple(grid[1, 5]) == (255, 0, 255)
+  assert tuple(grid[0, 1]) == (128, 128, 128)
