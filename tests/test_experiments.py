@@ -13,7 +13,8 @@ from adejax import config_lib, sweep, train
 from configs import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py")))
+EXPERIMENTS = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))
+                     if "def get_experiment" in open(p).read())  # sweeps (not the runnable studies)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,45 @@
+"""papers/004 section 5: the synthetic Gaussian study's parts against known answers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.stats import multivariate_normal as mvn
+
+from adejax.evaluation import synthetic
+
+
+def test_closed_form_kl_matches_monte_carlo_and_is_zero_on_itself():
+  q, p = synthetic.random_gaussian(jax.random.key(0), 3), synthetic.random_gaussian(jax.random.key(1), 3)
+  x = synthetic.sample(q, jax.random.key(2), 200_000)
+  mc = np.mean(mvn.logpdf(x, q[1], q[0].T @ q[0]) - mvn.logpdf(x, p[1], p[0].T @ p[0]))
+  np.testing.assert_allclose(synthetic.gaussian_kl(q, p), mc, rtol=0.02)
+  assert abs(synthetic.gaussian_kl(q, q)) < 1e-9
+  np.testing.assert_allclose(np.cov(np.asarray(x).T), q[0].T @ q[0], atol=0.02)  # x ~ N(b, W^T W)
+
+
+def test_the_classifier_estimates_a_one_dimensional_kl_and_minimises_it():
+  # q = N(0, 1), p = N(1.5, 0.6^2): KL[q || p] = log 0.6 + (1 + 1.5^2) / (2 0.36) - 1/2 = 3.50
+  column = jnp.ones((10, 1)) / np.sqrt(10.0)
+  q, p = (column, jnp.zeros(1)), (0.6 * column, jnp.full((1,), 1.5))
+  np.testing.assert_allclose(synthetic.gaussian_kl(q, p), np.log(0.6) + 3.25 / 0.72 - 0.5, rtol=1e-6)
+  # in one dimension a trained classifier's estimate is within 20% (measured: 4.00 against 3.50; with
+  # 1000 steps on 5000 samples 2.69); the paper's point is that this fails as d grows
+  est = synthetic.estimation(jax.random.key(3), 1, n=20_000, steps=3000, lr=1e-3, q=q, p=p)
+  assert abs(est["estimated_kl"] - est["true_kl"]) < 0.2 * est["true_kl"], est
+  mini = synthetic.minimization(jax.random.key(3), 1, steps=400, every=100, q=q, p=p)
+  assert mini["true_kl"][-1] < 0.5 * mini["true_kl"][0], mini["true_kl"]
+
+
+def test_the_study_writes_its_results_and_plot(tmp_path):
+  import importlib.util
+  import json
+  import os
+
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+                      "synthetic_gaussians.py")
+  spec = importlib.util.spec_from_file_location("synthetic_gaussians", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  results = module.run([1, 2], seeds=1, estimation_steps=20, steps=200, batch=16)
+  module.plot(results, str(tmp_path / "plot.png"))
+  assert os.path.getsize(tmp_path / "plot.png") > 1000 and len(results["runs"]) == 2
+  json.dumps(results)
