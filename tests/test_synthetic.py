@@ -25,8 +25,8 @@ def test_the_classifier_estimates_a_one_dimensional_kl_and_minimises_it():
   # 1000 steps on 5000 samples 2.69); the paper's point is that this fails as d grows
   est = synthetic.estimation(jax.random.key(3), 1, n=20_000, steps=3000, lr=1e-3, q=q, p=p)
   assert abs(est["estimated_kl"] - est["true_kl"]) < 0.2 * est["true_kl"], est
-  mini = synthetic.minimization(jax.random.key(3), 1, steps=400, every=100, q=q, p=p)
-  assert mini["true_kl"][-1] < 0.5 * mini["true_kl"][0], mini["true_kl"]
+  mini = synthetic.minimization(jax.random.key(3), 1, steps=1000, every=100, q=q, p=p)
+  assert mini["true_kl"][-1] < 0.3 * mini["true_kl"][0], mini["true_kl"]  # measured 3.50 -> 0.61
 
 
 def test_the_study_writes_its_results_and_plot(tmp_path):
