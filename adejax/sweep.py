@@ -168,6 +168,15 @@ def variant_config(mode: str, variant: str, config_file: str, names, *, dataset:
   return c
 
 
+def paper_schedule(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.ConfigDict:
+  """Batch 64 for `num_steps`, with the logging, image, evaluation and checkpoint intervals of a
+  multi-day run (papers/003's and papers/004's configs)."""
+  c.train.batch_size, c.train.num_steps = 64, num_steps
+  c.train.log_every, c.train.image_every = 500, 20_000
+  c.eval.every, c.ckpt.every = 50_000, 10_000
+  return c
+
+
 GLOW_VAE_EPOCH_STEPS = {"cifar10": 50_000 // 64, "celeb_a": 162_770 // 64, "fashion_mnist": 60_000 // 64}
 
 
@@ -189,10 +198,7 @@ def glow_vae_paper_config(dataset: str = "cifar10", image_size: int = 32,
   g.phase1_steps = 1000 * epoch
   c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2 = "adam", 1e-4, 0.9, 0.999
   c.optim.lr_halve_every = 250 * epoch
-  c.train.batch_size, c.train.num_steps = 64, 2000 * epoch
-  c.train.log_every, c.train.image_every = 500, 20_000
-  c.eval.every, c.ckpt.every = 50_000, 10_000
-  return c
+  return paper_schedule(c, 2000 * epoch)
 
 
 def glow_paper_config(dataset: str = "cifar10", image_size: int = 32,
@@ -210,10 +216,7 @@ def glow_paper_config(dataset: str = "cifar10", image_size: int = 32,
   epoch = GLOW_VAE_EPOCH_STEPS.get(dataset, 50_000 // 64)
   c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2 = "adam", 1e-3, 0.9, 0.999
   c.optim.warmup_steps = 10 * epoch
-  c.train.batch_size, c.train.num_steps = 64, 2000 * epoch
-  c.train.log_every, c.train.image_every = 500, 20_000
-  c.eval.every, c.ckpt.every = 50_000, 10_000
-  return c
+  return paper_schedule(c, 2000 * epoch)
 
 
 # papers/004 Table 5: the learning-rate grid of each model, (generator/encoder, discriminator, code disc.)
@@ -247,10 +250,7 @@ def hybrid_paper_config(model: str, dataset: str = "cifar10", image_size: int = 
   gen, disc, code = HYBRID_LR_GRIDS[model]
   c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2 = "adam", gen[0], 0.5, 0.9
   h.lr_disc, h.lr_code = (disc or (0.0,))[0], (code or (0.0,))[0]
-  c.train.batch_size, c.train.num_steps = 64, HYBRID_STEPS.get(dataset, 100_000)
-  c.train.log_every, c.train.image_every = 500, 20_000
-  c.eval.every, c.ckpt.every = 50_000, 10_000
-  return c
+  return paper_schedule(c, HYBRID_STEPS.get(dataset, 100_000))
 
 
 def glow_vae_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:

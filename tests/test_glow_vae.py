@@ -171,19 +171,25 @@ def test_paper_configs_have_the_papers_settings():
   assert c.glow_vae.scales == 4 and c.data.image_size == 64
 
 
-@pytest.mark.slow
-def test_both_phases_lower_the_bound_on_fashion_mnist(fashion_mnist_dir):
+def train_on_fashion_mnist(c, num_steps: int):
+  """(state, [training bpd per step]) after `num_steps` steps of config c on real Fashion-MNIST."""
   from adejax import input_pipeline
 
-  c = fmnist_glow_vae.get_config()
-  c.glow_vae.phase1_steps = 30
   data = input_pipeline.load_split(c.data, "train", limit=4096)
   trainer = train.Trainer(c, data.images.shape[1:])
   order = input_pipeline.BatchOrder(len(data), c.train.batch_size, c.seed)
   state, bpd = trainer.init_state(c.seed), []
-  for step, (batch, _) in zip(range(50), input_pipeline.train_batches(data, order, 0)):
+  for step, (batch, _) in zip(range(num_steps), input_pipeline.train_batches(data, order, 0)):
     state, metrics = trainer.step(state, trainer.global_batch(batch), step=step)
     bpd.append(float(metrics["bpd"]))
+  return state, bpd
+
+
+@pytest.mark.slow
+def test_both_phases_lower_the_bound_on_fashion_mnist(fashion_mnist_dir):
+  c = fmnist_glow_vae.get_config()
+  c.glow_vae.phase1_steps = 30
+  state, bpd = train_on_fashion_mnist(c, 50)
   assert np.mean(bpd[25:30]) < np.mean(bpd[:5]) - 1.0  # phase 1: the VAE learns
   assert np.mean(bpd[45:50]) < np.mean(bpd[30:35])  # phase 2: the Glow layer lowers the bound further
   assert int(state.skipped) == 0
