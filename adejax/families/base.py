@@ -84,6 +84,21 @@ def update_group(state, groups: dict[str, Group], name: str, grads, loss):
                        skipped=state.skipped + (1 - ok.astype(jnp.int32))), ok
 
 
+def update_groups(state, groups: dict[str, Group], names, loss_fn):
+  """One joint update of the groups `names` (all in one tree, each with `keys`): the gradient of
+  loss_fn(tree with their current parameters) -> (loss, aux) with respect to their parameters only (the
+  rest of the tree frozen), each group stepped by its own optimiser through `update_group`.
+  Returns (state, loss, aux, ok), ok False when any group's update was skipped."""
+  tree = getattr(state, groups[names[0]].tree)
+  sub = {k: v for n in names for k, v in group_params(state, groups[n]).items()}
+  (loss, aux), grads = jax.value_and_grad(lambda p: loss_fn({**tree, **p}), has_aux=True)(sub)
+  ok = jnp.array(True)
+  for n in names:
+    state, ok_n = update_group(state, groups, n, {k: grads[k] for k in groups[n].keys}, loss)
+    ok = ok & ok_n
+  return state, loss, aux, ok
+
+
 class Family:
   """The interface `train.Trainer` uses. Subclasses set `model` (and their other modules) and `groups`
   in `__init__(config, image_shape)`."""

@@ -66,12 +66,7 @@ class GlowVAEFamily(base.Family):
 
   def _update(self, state, names, loss_fn):
     """One update of the groups `names` (the others frozen) by loss_fn(params) -> (loss, metrics)."""
-    sub = {k: v for n in names for k, v in base.group_params(state, self.groups[n]).items()}
-    (loss, metrics), grads = jax.value_and_grad(lambda p: loss_fn({**state.params, **p}),
-                                                has_aux=True)(sub)
-    for n in names:
-      state, _ = base.update_group(state, self.groups, n, {k: grads[k] for k in self.groups[n].keys},
-                                   loss)
+    state, loss, metrics, _ = base.update_groups(state, self.groups, names, loss_fn)
     return state, {**metrics, "generator_loss": loss}
 
   def _initialise_actnorm(self, state, y):

@@ -107,16 +107,10 @@ class HybridFamily(base.Family):
     raw, stats = self._apply(params, batch_stats, z, method="decode_raw")
     return losses.gaussian_nll(hybrids.centre(y), raw, params["log_sigma"]), stats
 
-  def _update(self, state, names, loss_fn, target="params"):
-    """One update of groups `names` (all in `target`) by loss_fn(tree) -> (loss, (metrics, stats))."""
-    tree = getattr(state, target)
-    sub = {k: v for n in names for k, v in base.group_params(state, self.groups[n]).items()}
-    (loss, (metrics, stats)), grads = jax.value_and_grad(
-        lambda p: loss_fn({**tree, **p}), has_aux=True)(sub)
-    ok = True
-    for n in names:
-      state, ok_n = base.update_group(state, self.groups, n, {k: grads[k] for k in self.groups[n].keys}, loss)
-      ok = ok & ok_n
+  def _update(self, state, names, loss_fn):
+    """One update of groups `names` (`base.update_groups`) by loss_fn(tree) -> (loss, (metrics, stats)),
+    keeping the generator's new batch-norm statistics `stats` (None: unchanged) only if it succeeded."""
+    state, loss, (metrics, stats), ok = base.update_groups(state, self.groups, names, loss_fn)
     if stats is not None:
       state = state.replace(batch_stats=jax.tree.map(lambda new, old: jnp.where(ok, new, old), stats,
                                                      state.batch_stats))
@@ -130,7 +124,7 @@ class HybridFamily(base.Family):
           {f"{name}_loss": losses.discriminator_loss(real, fake), f"{name}_real_logit": jnp.mean(real),
            f"{name}_fake_logit": jnp.mean(fake), f"{name}_accuracy": losses.discriminator_accuracy(real, fake)},
           None)
-    state, m = self._update(state, (group,), loss_fn, target="disc_params")
+    state, m = self._update(state, (group,), loss_fn)
     m.pop("loss")
     return state, m
 
@@ -172,7 +166,7 @@ class HybridFamily(base.Family):
             gp = losses.gradient_penalty(logit, real_in, fake_in, jax.random.fold_in(k["gp"], i))
             w = jnp.mean(real_l) - jnp.mean(fake_l)
             return -w + self.h.gp_weight * gp, ({"critic_wasserstein": w, "gradient_penalty": gp}, None)
-          state, m = self._update(state, ("disc",), critic_loss, target="disc_params")
+          state, m = self._update(state, ("disc",), critic_loss)
           m.pop("loss")
         else:
           state, m = self._bce_update(state, "disc", lambda dp, fake=fake: (self._d(dp, y), self._d(dp, fake)),
