@@ -325,6 +325,7 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
     rows.append({"member": m.name, "mode": mode, **({"group": m.group} if m.group else {}), **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
+          "wasserstein_critic", "nonfinite_sample_fraction",
           "modes", "modes_kl", "modes_real", "modes_kl_real", "mode_classifier_accuracy",
           "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
           "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
