@@ -105,6 +105,7 @@ def test_a_trained_hybrid_evaluates_with_the_critic_and_marginal_kl(tmp_path):
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(c, workdir)
   c = config_lib.load_run_config(workdir)
+  evaluate.apply_overrides(c, ["eval.critic_steps=5"])  # (tiny configs skip the critic)
   out = evaluate.evaluate_run(c, workdir)
   assert np.isfinite(out["wasserstein_critic"]) and out["nonfinite_sample_fraction"] == 0.0
   kl = estimate_kl.estimate_run(c, workdir, num_posteriors=40, num_samples=100, classifier_steps=10)
