@@ -35,10 +35,6 @@ def l1(a, b):
   return jnp.sum(jnp.abs(a - b), axis=tuple(range(1, a.ndim)))
 
 
-def _make(c, lr):
-  return base.make_optimizer(c.optim, lr=lr)
-
-
 class HybridFamily(base.Family):
 
   def __init__(self, config: ml_collections.ConfigDict, image_shape):
@@ -54,13 +50,13 @@ class HybridFamily(base.Family):
     self.code_disc = hybrids.CodeDiscriminator(h.code_width, 3)
     self.label = f"hybrid/{self.kind}" + (f" ({h.likelihood})" if self.kind in ("vae", "aae") else "")
     lr = config.optim.lr
-    self.groups = {"generator": base.Group("params", _make(config, lr), ("generator", "log_sigma"))}
+    self.groups = {"generator": base.Group("params", base.make_optimizer(config.optim, lr=lr), ("generator", "log_sigma"))}
     if self.kind in ENCODER_MODELS:
-      self.groups["encoder"] = base.Group("params", _make(config, h.lr_encoder or lr), ("encoder",))
+      self.groups["encoder"] = base.Group("params", base.make_optimizer(config.optim, lr=h.lr_encoder or lr), ("encoder",))
     if self.kind not in ("vae", "aae"):
-      self.groups["disc"] = base.Group("disc_params", _make(config, h.lr_disc or lr), ("data",))
+      self.groups["disc"] = base.Group("disc_params", base.make_optimizer(config.optim, lr=h.lr_disc or lr), ("data",))
     if self.kind in ("aae", "aae_pp", "aae_gan"):
-      self.groups["code"] = base.Group("disc_params", _make(config, h.lr_code or lr), ("code",))
+      self.groups["code"] = base.Group("disc_params", base.make_optimizer(config.optim, lr=h.lr_code or lr), ("code",))
 
   # ----------------------------------------------------------------------------- set-up
   def init(self, rng):
@@ -105,7 +101,7 @@ class HybridFamily(base.Family):
     if self.likelihood == "bernoulli":
       return self._apply(params, batch_stats, y, z, method="bernoulli_nll")
     raw, stats = self._apply(params, batch_stats, z, method="decode_raw")
-    return losses.gaussian_nll(hybrids.centre(y), raw, params["log_sigma"]), stats
+    return losses.gaussian_nll(ade.to_signed(y), raw, params["log_sigma"]), stats
 
   def _update(self, state, names, loss_fn):
     """One update of groups `names` (`base.update_groups`) by loss_fn(tree) -> (loss, (metrics, stats)),

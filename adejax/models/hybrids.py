@@ -23,7 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from adejax.models import discriminators, gaussian, generators, layers, vae
+from adejax.models import discriminators, gaussian, generators, vae
+from adejax.models.ade import to_signed
 
 MODELS = ("vae", "dcgan", "wgan_gp", "aae", "aae_pp", "aae_gan", "veegan")
 LIKELIHOODS = ("bernoulli", "quantized_normal")
@@ -77,10 +78,6 @@ class JointDiscriminator(nn.Module):
     return nn.Dense(1)(h)[:, 0]
 
 
-def centre(y):
-  return 2.0 * y - 1.0
-
-
 class HybridModel(nn.Module):
   """Encoder E, generator G and the likelihood's sigma. G's output is Bernoulli logits for
   likelihood "bernoulli" (the VAE of papers/004's main results), else an image in [-1, 1]."""
@@ -97,7 +94,7 @@ class HybridModel(nn.Module):
 
   def posterior(self, y):
     """(mean, log_std) of q(z | x) for y in [0, 1]."""
-    return self.encoder(centre(y))
+    return self.encoder(to_signed(y))
 
   def decode_raw(self, z, train: bool = False):
     return self.generator(z, train=train)
@@ -117,7 +114,7 @@ class HybridModel(nn.Module):
     del labels
     mean, log_std, z = self.sample_posterior(y, rng)
     zeros = jnp.zeros_like(mean)
-    features = centre(y)
+    features = to_signed(y)
     logdet = jnp.full(y.shape[:1], math.prod(y.shape[1:]) * math.log(2.0))
     return {"features": features, "mean": self.decode_raw(z, train), "log_sigma": self.log_sigma,
             "kl": gaussian.kl(mean, log_std, zeros, zeros), "log_q": gaussian.log_prob(z, mean, log_std),
