@@ -49,17 +49,28 @@ def test_actnorm_data_init_normalises_each_block_input(shape):
   x = 3.0 + 0.2 * jax.random.normal(jax.random.key(5), (64,) + shape)
   init = m.apply(v, x, method="data_init")
   params = {**v["params"], **init}
+  actnorm = lambda i: glow.actnorm_bijector(params["blocks"]["actnorm"]["shift"][i],
+                                            params["blocks"]["actnorm"]["log_scale"][i])
   # The first actnorm's output on that batch: zero mean, unit variance per channel.
-  first = glow.actnorm_bijector(params["actnorms_0"]["shift"], params["actnorms_0"]["log_scale"]).forward(x)
+  first = actnorm(0).forward(x)
   np.testing.assert_allclose(jnp.mean(first, (0, 1, 2)), 0.0, atol=1e-4)
   np.testing.assert_allclose(jnp.std(first, (0, 1, 2)), 1.0, atol=1e-4)
-  # The last block's actnorm output too: blocks are initialised in order, each on its real input.
-  h = x
+  # The last step's actnorm output too: steps are initialised in order, each on its real input.
+  step, h = glow.GlowStep(shape[-1], width=8), x
   for i in range(2):
-    h = m.apply({"params": params}, i, method="block").forward(h)
-  last = glow.actnorm_bijector(params["actnorms_2"]["shift"], params["actnorms_2"]["log_scale"]).forward(h)
+    block = jax.tree.map(lambda a: a[i], params["blocks"])
+    h = step.apply({"params": block}, h, m._masks()[i], method="forward")[0]
+  last = actnorm(2).forward(h)
   np.testing.assert_allclose(jnp.mean(last, (0, 1, 2)), 0.0, atol=1e-4)
   np.testing.assert_allclose(jnp.std(last, (0, 1, 2)), 1.0, atol=1e-3)
+
+
+def test_steps_are_stacked_and_distinct():
+  """One scanned step per block: params on a leading `depth` axis, each block its own draw."""
+  m, v, _ = _make((4, 4, 3), True, randomise=False)
+  kernels = v["params"]["blocks"]["net"]["WNConv_0"]["v"]
+  assert kernels.shape[0] == 3
+  assert not np.allclose(kernels[0], kernels[1])
 
 
 # ----------------------------------------------------------------------------- the standalone multi-scale Glow
@@ -111,8 +122,8 @@ def test_multiscale_glow_data_init_normalises_every_level():
   h = flows.squeeze(x)
   h, _ = m.apply({"params": params}, h, method=lambda mod, h: mod.steps[0].forward_and_log_det(h))
   h = flows.squeeze(jnp.split(h, 2, axis=-1)[0])
-  an = params["steps_1"]["actnorms_0"]
-  out = glow.actnorm_bijector(an["shift"], an["log_scale"]).forward(h)
+  an = params["steps_1"]["blocks"]["actnorm"]
+  out = glow.actnorm_bijector(an["shift"][0], an["log_scale"][0]).forward(h)
   np.testing.assert_allclose(jnp.mean(out, (0, 1, 2)), 0.0, atol=1e-4)
   np.testing.assert_allclose(jnp.std(out, (0, 1, 2)), 1.0, atol=1e-3)
 

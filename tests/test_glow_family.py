@@ -30,7 +30,7 @@ def test_first_step_initialises_actnorm_from_data_then_every_step_trains_everyth
   s1, m1 = steps(trainer, trainer.init_state(0), 1)
   after_one = jax.device_get(s1)
   for level in ("steps_0", "steps_1"):  # actnorms set from the batch: no longer 0 / 0
-    assert float(jnp.max(jnp.abs(s1.params["flow"][level]["actnorms_0"]["log_scale"]))) > 0.1
+    assert float(jnp.max(jnp.abs(s1.params["flow"][level]["blocks"]["actnorm"]["log_scale"][0]))) > 0.1
   s3, m3 = steps(trainer, s1, 3, seed=1)
   assert tree_max_diff(s3.params, after_one.params) > 0 and int(s3.skipped) == 0
   for m in m1 + m3:

@@ -49,7 +49,7 @@ def test_each_phase_updates_only_its_groups_and_actnorm_starts_from_data():
       np.testing.assert_array_equal(a, b)  # bit-identical
   assert tree_max_diff(s2.params["glow"], before.params["glow"]) > 0
   # the boundary step initialised the actnorms from its batch: no longer the identity's 0 / 0
-  assert float(jnp.max(jnp.abs(s2.params["glow"]["actnorms_0"]["log_scale"]))) > 0.1
+  assert float(jnp.max(jnp.abs(s2.params["glow"]["blocks"]["actnorm"]["log_scale"][0]))) > 0.1
   assert m2[0]["flow_logdet_bpd"] != 0.0 and m1[-1]["flow_logdet_bpd"] == 0.0
   assert trainer._step._cache_size() == 3  # phase 1, the boundary step, phase 2: once each
   _, _ = steps(trainer, s2, 2, seed=4)

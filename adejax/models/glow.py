@@ -1,7 +1,8 @@
 """The Glow layer of papers/003 (Kingma & Dhariwal 2018, additive version), as Distrax bijectors.
 
 One block = actnorm -> invertible 1x1 convolution -> additive coupling; `depth` blocks (32 in the paper),
-no squeeze and no split, so the layer maps an (H, W, C) image to an (H, W, C) image.
+no squeeze and no split, so the layer maps an (H, W, C) image to an (H, W, C) image. The blocks'
+parameters are stacked on a leading axis and the layer scans over them (one compiled block).
 
 - ActNorm: y = exp(log_scale) * x + shift per channel. Data-dependent initialisation (`Glow.data_init`)
   sets each block's actnorm so that its output has zero mean and unit variance per channel on a batch.
@@ -18,6 +19,7 @@ VAE it sits on is trained in phase 1 as if it were absent, and phase 2 starts fr
 from __future__ import annotations
 
 import distrax
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -108,62 +110,109 @@ def coupling_mask(shape, parity: int) -> np.ndarray:
   return (flows.channel_mask if shape[-1] >= 2 else flows.checkerboard_mask)(shape, parity)
 
 
+class GlowStep(nn.Module):
+  """One step of flow: actnorm -> invertible 1x1 convolution -> coupling, whose conditioning half is
+  `mask` (True: unchanged). `Glow` stacks `depth` of them and scans over them."""
+  channels: int
+  width: int = 512
+  lu: bool = False
+  coupling: str = "additive"
+
+  def setup(self):
+    self.actnorm = ActNorm(self.channels)
+    self.conv = Conv1x1(self.channels, self.lu)
+    self.net = CouplingShift(self.channels, self.width, self.coupling == "affine")
+
+  def _coupling(self, mask) -> distrax.Bijector:
+    inner = flows.affine if self.coupling == "affine" else (lambda shift: distrax.ScalarAffine(shift=shift))
+    return distrax.MaskedCoupling(mask, self.net, inner, event_ndims=3)
+
+  def forward(self, x, mask):
+    return distrax.Chain([self._coupling(mask), self.conv(), self.actnorm()]).forward_and_log_det(x)
+
+  def inverse(self, y, mask):
+    return distrax.Chain([self._coupling(mask), self.conv(), self.actnorm()]).inverse_and_log_det(y)
+
+  def after_actnorm(self, x, mask):
+    """The step's 1x1 convolution and coupling alone (the data-dependent initialisation's second half)."""
+    return self._coupling(mask).forward(self.conv().forward(x))
+
+
 class Glow(nn.Module):
   """The Glow layer f: image -> image. `forward_and_log_det` / `inverse_and_log_det` through
-  `module.apply(variables, x, method=...)`; `data_init(x)` gives the actnorm parameters of the
-  data-dependent initialisation on batch x (merge them into the params). `coupling` "additive"
-  (papers/003's layer, log-det 0) or "affine" (Glow's, scale sigmoid(raw + 2): a fresh affine layer is
-  not the identity)."""
+  `module.apply(variables, x, method=...)`; `data_init(x)` gives the layer's params with every actnorm
+  set by the data-dependent initialisation on batch x. `coupling` "additive" (papers/003's layer,
+  log-det 0) or "affine" (Glow's, scale sigmoid(raw + 2): a fresh affine layer is not the identity).
+
+  The `depth` steps' parameters are stacked on a leading axis (params["blocks"], one `GlowStep` each)
+  and the layer is a `lax.scan` over them: XLA compiles one step, not `depth` (a 3 x 32 Glow unrolled
+  did not compile in 15 minutes on CPU). The coupling masks alternate parity from step to step."""
   image_shape: tuple[int, int, int]
   depth: int = 32
   width: int = 512
   lu: bool = False
   coupling: str = "additive"
 
+  def _step(self) -> GlowStep:
+    return GlowStep(self.image_shape[-1], self.width, self.lu, self.coupling, parent=None)
+
+  def _masks(self) -> np.ndarray:
+    return np.stack([coupling_mask(self.image_shape, i % 2) for i in range(self.depth)])
+
   def setup(self):
     if self.coupling not in COUPLINGS:
       raise ValueError(f"Unknown coupling {self.coupling!r}; choose one of {COUPLINGS}.")
-    c = self.image_shape[-1]
-    self.actnorms = [ActNorm(c) for _ in range(self.depth)]
-    self.convs = [Conv1x1(c, self.lu) for _ in range(self.depth)]
-    self.nets = [CouplingShift(c, self.width, self.coupling == "affine") for _ in range(self.depth)]
+    if self.depth < 1:
+      raise ValueError(f"A Glow layer needs depth >= 1, got {self.depth}.")
+    step, mask, x = self._step(), self._masks()[0], jnp.zeros((1,) + tuple(self.image_shape), jnp.float32)
 
-  def _coupling(self, i: int) -> distrax.Bijector:
-    inner = flows.affine if self.coupling == "affine" else (lambda shift: distrax.ScalarAffine(shift=shift))
-    return distrax.MaskedCoupling(coupling_mask(self.image_shape, i % 2), self.nets[i], inner, event_ndims=3)
+    def init(rng):
+      one = lambda k: step.init(k, x, mask, method="forward")["params"]
+      return jax.vmap(one)(jax.random.split(rng, self.depth))
 
-  def block(self, i: int) -> distrax.Bijector:
-    return distrax.Chain([self._coupling(i), self.convs[i](), self.actnorms[i]()])  # last applied first
+    self.blocks = self.param("blocks", init)
 
-  def bijector(self) -> distrax.Bijector:
-    return distrax.Chain([self.block(i) for i in reversed(range(self.depth))])
+  def _scan(self, method: str, x, reverse: bool = False):
+    step = self._step()
+
+    def body(carry, block):
+      params, mask = block
+      h, logdet = step.apply({"params": params}, carry[0], mask, method=method)
+      return (h, carry[1] + logdet), None
+
+    logdet = jnp.zeros(x.shape[:-3], x.dtype)
+    return jax.lax.scan(body, (x, logdet), (self.blocks, self._masks()), reverse=reverse)[0]
 
   def forward_and_log_det(self, x):
-    return self.bijector().forward_and_log_det(x)
+    return self._scan("forward", x)
 
   def inverse_and_log_det(self, y):
-    return self.bijector().inverse_and_log_det(y)
+    return self._scan("inverse", y, reverse=True)
 
   def __call__(self, x):
     return self.forward_and_log_det(x)
 
   def data_init(self, x) -> dict:
-    """{"actnorms_i": {"shift", "log_scale"}}: each actnorm set, in order, so that its output on the
-    batch x has zero mean and unit variance per channel (the later blocks see the earlier ones' new
+    """The layer's params ({"blocks": ...}) with each actnorm set, in order, so that its output on the
+    batch x has zero mean and unit variance per channel (later steps see the earlier ones' new
     actnorms)."""
     return self.data_init_and_forward(x)[0]
 
   def data_init_and_forward(self, x) -> tuple[dict, jax.Array]:
     """`data_init(x)` and the layer's output on x with those actnorms."""
-    out = {}
-    for i in range(self.depth):
-      axes = tuple(range(x.ndim - 1))
-      mean, std = jnp.mean(x, axes), jnp.std(x, axes) + 1e-6
-      log_scale, shift = -jnp.log(std), -mean / std
-      out[f"actnorms_{i}"] = {"shift": shift, "log_scale": log_scale}
-      x = actnorm_bijector(shift, log_scale).forward(x)
-      x = self._coupling(i).forward(self.convs[i]().forward(x))
-    return out, x
+    step = self._step()
+
+    def body(h, block):
+      params, mask = block
+      axes = tuple(range(h.ndim - 1))
+      mean, std = jnp.mean(h, axes), jnp.std(h, axes) + 1e-6
+      actnorm = {"shift": -mean / std, "log_scale": -jnp.log(std)}
+      h = actnorm_bijector(actnorm["shift"], actnorm["log_scale"]).forward(h)
+      h = step.apply({"params": {**params, "actnorm": actnorm}}, h, mask, method="after_actnorm")
+      return h, actnorm
+
+    x, actnorms = jax.lax.scan(body, x, (self.blocks, self._masks()))
+    return {"blocks": {**flax.core.unfreeze(self.blocks), "actnorm": actnorms}}, x
 
 
 # ----------------------------------------------------------------------------- the standalone Glow
@@ -258,7 +307,7 @@ class MultiScaleGlow(nn.Module):
 
   def data_init(self, x) -> dict:
     """The actnorm parameters of every level's steps from a data-dependent initialisation on batch x:
-    {"steps_l": {"actnorms_i": ...}} to merge into the params."""
+    {"steps_l": <that level's Glow params, actnorms set>} to merge into the params."""
     out, h = {}, x
     for level in range(self.levels):
       out[f"steps_{level}"], h = self.steps[level].data_init_and_forward(flows.squeeze(h))
@@ -326,6 +375,6 @@ class GlowModel(nn.Module):
     return y.reshape((y_a.shape[0], steps) + y.shape[1:])
 
   def data_init(self, y: jax.Array) -> dict:
-    """{"steps_l": {"actnorms_i": ...}}: the actnorm parameters of `self.flow` from a data-dependent
+    """{"steps_l": <Glow params>}: each level's params of `self.flow` after a data-dependent
     initialisation on batch y."""
     return self.flow.data_init(self._preprocess().forward(y))

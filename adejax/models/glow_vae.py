@@ -260,7 +260,7 @@ class GlowVAEModel(nn.Module):
     return -self.latent_prior.log_prob(z, prior_rng)
 
   def glow_data_init(self, y: jax.Array) -> dict:
-    """The Glow layer's actnorm parameters from a data-dependent initialisation on batch y."""
+    """The Glow layer's params with its actnorms set by a data-dependent initialisation on batch y."""
     return self.glow.data_init(self._preprocess().forward(y))
 
   def latent_posterior(self, y: jax.Array, labels=None):
