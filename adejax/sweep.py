@@ -17,7 +17,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import shutil
 import sys
 
 import jax
@@ -324,13 +323,23 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
         m.config.model.family, m.config.model.family)
     rows.append({"member": m.name, "mode": mode, **({"group": m.group} if m.group else {}), **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
-  keys = ["member", "mode", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
-          "wasserstein_critic", "nonfinite_sample_fraction",
-          "modes", "modes_kl", "modes_real", "modes_kl_real", "mode_classifier_accuracy",
-          "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
-          "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
-  keys = [k for k in keys if any(k in r for r in rows)]
-  with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+  write_results(rows, os.path.join(workdir, "results"))
+  return rows
+
+
+RESULT_KEYS = ["member", "mode", "source", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
+               "wasserstein_critic", "nonfinite_sample_fraction",
+               "modes", "modes_kl", "modes_real", "modes_kl_real", "mode_classifier_accuracy",
+               "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
+               "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
+
+
+def write_results(rows: list[dict], stem: str) -> str:
+  """stem.csv (every row, for `load_results`) and stem.md (the table, with a mean ± std summary per
+  seed group); returns the table's text."""
+  keys = [k for k in RESULT_KEYS if any(k in r for r in rows)]
+  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+  with open(stem + ".csv", "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=["group"] * any("group" in r for r in rows) + keys,
                        extrasaction="ignore")
     w.writeheader()
@@ -340,8 +349,19 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   if summary:
     text = ("Mean ± standard deviation over each group's members (seeds):\n\n"
             + markdown_table(summary, ["group", "runs"] + keys[2:]) + "\nEach run:\n\n" + text)
-  with open(os.path.join(workdir, "results.md"), "w") as f:
+  with open(stem + ".md", "w") as f:
     f.write(text)
+  return text
+
+
+def combine(paths: list[str]) -> list[dict]:
+  """The rows of several sweeps' results (workdirs or CSVs, e.g. docs/results/*.csv) in one list, each
+  row's `source` the file (or workdir) it came from: one table and one plot across experiments."""
+  rows = []
+  for path in paths:
+    source = os.path.basename(os.path.normpath(path))
+    source = source[:-4] if source.endswith(".csv") else source
+    rows += [{**r, "source": source} for r in load_results(path)]
   return rows
 
 
@@ -354,10 +374,12 @@ def load_results(path: str) -> list[dict]:
     raise config_lib.ConfigError(f"No results at {path}: run the sweep (or --collect_only) first.")
 
   def value(v: str):
-    try:
-      return float(v)
-    except ValueError:
-      return v
+    for kind in (int, float):
+      try:
+        return kind(v)
+      except ValueError:
+        pass
+    return v
 
   with open(path, newline="") as f:
     return [{k: value(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
@@ -398,7 +420,8 @@ DISCUSSION_MARKER = "<!-- discussion: kept when the report is regenerated -->"
 def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid_domain") -> str:
   """Coverage (bits/dim) against quality (FID), one labelled point per member; with a second panel
   against modes covered when the runs were evaluated on a stacked dataset. Members that are a paper's
-  model (with paper numbers) are drawn as stars."""
+  model (with paper numbers) are drawn as stars; members without a likelihood (no bits/dim: the GANs
+  and hybrids of papers/004) stand in a strip right of the others, marked "no likelihood"."""
   import matplotlib
 
   matplotlib.use("Agg")
@@ -407,13 +430,24 @@ def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid
   panels = [(y, f"{y} (lower = better quality)")]
   if any("modes" in r for r in rows):
     panels.append(("modes", "modes covered of 1000 (higher = better coverage)"))
+  xs = [r[x] for r in rows if isinstance(r.get(x), (int, float))]
+  strip = (max(xs) + 0.15 * (max(xs) - min(xs) + 1.0)) if xs else 0.0
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
   for ax, (key, label) in zip(axes[0], panels):
+    unplaced = [r for r in rows if key in r and x not in r]
     for r in rows:
-      if x in r and key in r:
+      if key in r:
         paper = any(k.startswith("paper_") for k in r)
-        ax.scatter(r[x], r[key], marker="*" if paper else "o", s=120 if paper else 30)
-        ax.annotate(r["member"], (r[x], r[key]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        px = r.get(x, strip)
+        ax.scatter(px, r[key], marker="*" if paper else "o", s=120 if paper else 30,
+                   c="tab:gray" if x not in r else None)
+        side = 1 if x in r or sorted(unplaced, key=lambda u: u[key]).index(r) % 2 == 0 else -1
+        ax.annotate(r["member"], (px, r[key]), textcoords="offset points", xytext=(5 * side, 5 * (x in r)),
+                    ha="left" if side > 0 else "right", va="bottom" if x in r else "center", fontsize=7)
+    if unplaced:
+      ax.axvline(strip - 0.5 * (strip - max(xs, default=strip)) if xs else strip, ls=":", c="gray")
+      ax.annotate("no likelihood", (strip, 1.0), xycoords=("data", "axes fraction"), ha="center",
+                  va="top", fontsize=7, color="gray")
     ax.set(xlabel=f"{x} (held-out, upper bound; lower = better coverage)", ylabel=label,
            title="coverage vs quality" if key == y else "likelihood vs modes")
   fig.tight_layout()
@@ -422,18 +456,16 @@ def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid
   return path
 
 
-def write_report(rows: list[dict], workdir: str, stem: str, command: str) -> str:
+def write_report(rows: list[dict], stem: str, command: str) -> str:
   """stem.md (command, results table), stem.csv (the rows, for `load_results` and notebooks) and
   stem.png (scatter); text below the discussion marker of an existing stem.md is kept."""
-  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
   discussion = ""
   if os.path.exists(stem + ".md"):
     text = open(stem + ".md").read()
     if DISCUSSION_MARKER in text:
       discussion = text.split(DISCUSSION_MARKER, 1)[1]
+  table = write_results(rows, stem)
   plot = scatter_plot(rows, stem + ".png")
-  shutil.copyfile(os.path.join(workdir, "results.csv"), stem + ".csv")
-  table = open(os.path.join(workdir, "results.md")).read()
   body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
           f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")
   with open(stem + ".md", "w") as f:
@@ -450,8 +482,14 @@ def main(argv):
 
   reporting.quiet_library_logs()
   with cli.user_errors("adejax.sweep"):
+    command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])
+    if FLAGS.combine:
+      if not FLAGS.report:
+        raise config_lib.ConfigError("--combine writes a report: give --report=STEM (e.g. docs/results/all_small)")
+      print("Wrote", write_report(combine(FLAGS.combine), FLAGS.report, command))
+      return
     if not FLAGS.experiment or not FLAGS.workdir:
-      raise config_lib.ConfigError("--experiment and --workdir are required")
+      raise config_lib.ConfigError("--experiment and --workdir are required (or --combine with --report)")
     members = load_experiment(FLAGS.experiment, FLAGS.scale)
     names = [m.name for m in members]
     unknown = set(FLAGS.only or []) - set(names)
@@ -469,8 +507,7 @@ def main(argv):
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
     if FLAGS.report:
       # the command that regenerates everything (a --collect_only call only gathers finished runs)
-      command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])
-      print("Wrote", write_report(rows, FLAGS.workdir, FLAGS.report, command))
+      print("Wrote", write_report(rows, FLAGS.report, command))
 
 
 if __name__ == "__main__":
@@ -481,6 +518,8 @@ if __name__ == "__main__":
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
   flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
   flags.DEFINE_string("report", "", "Also write REPORT.md (command + table) and REPORT.png (scatter).")
+  flags.DEFINE_list("combine", [], "Sweeps' results (workdirs or results CSVs) to put in one --report "
+                    "table and plot, instead of running an experiment.")
   from adejax import cli
 
   app.run(main, flags_parser=cli.flags_parser("adejax.sweep"))

@@ -102,14 +102,35 @@ def test_report_keeps_the_discussion(tmp_path):
   rows = [{"member": "vae", "bpd_elbo": 4.0, "fid_domain": 30.0},
           {"member": "av-ade", "bpd_elbo": 4.2, "fid_domain": 10.0, "paper_fid": 28.0}]
   stem = os.path.join(root, "docs", "ablation_small")
-  sweep.write_report(rows, root, stem, "python -m adejax.sweep ...")
+  sweep.write_report(rows, stem, "python -m adejax.sweep ...")
   with open(stem + ".md", "a") as f:
     f.write("\nOur reading of the numbers.\n")
-  sweep.write_report(rows, root, stem, "python -m adejax.sweep ...")
+  sweep.write_report(rows, stem, "python -m adejax.sweep ...")
   text = open(stem + ".md").read()
-  assert text.count("Our reading of the numbers.") == 1 and "| vae | 4.0 |" in text
+  assert text.count("Our reading of the numbers.") == 1 and "| vae | 4.000 |" in text
   assert os.path.getsize(stem + ".png") > 1000
   assert sweep.load_results(stem + ".csv") == rows == sweep.load_results(root)  # for notebooks
+
+
+def test_reports_of_several_sweeps_combine_into_one_table_and_plot(tmp_path):
+  """`--combine`: rows of two experiments' CSVs in one report, each row tagged with its source; a member
+  without bits/dim (a GAN, a hybrid) still gets its row and its point in the plot."""
+  root = str(tmp_path)
+  with open(os.path.join(root, "ablation_small.csv"), "w") as f:
+    f.write("member,mode,bpd_elbo,fid_domain\nav-ade,av-ade,5.3,250.8\n")
+  with open(os.path.join(root, "hybrids_small.csv"), "w") as f:
+    f.write("member,mode,bpd_elbo,fid_domain,wasserstein_critic\naae,hybrid/aae,,159.0,9.9\n")
+  rows = sweep.combine([os.path.join(root, "ablation_small.csv"), os.path.join(root, "hybrids_small.csv")])
+  assert rows == [{"member": "av-ade", "mode": "av-ade", "bpd_elbo": 5.3, "fid_domain": 250.8,
+                   "source": "ablation_small"},
+                  {"member": "aae", "mode": "hybrid/aae", "fid_domain": 159.0, "wasserstein_critic": 9.9,
+                   "source": "hybrids_small"}]
+  stem = os.path.join(root, "all_small")
+  text = open(sweep.write_report(rows, stem, "python -m adejax.sweep --combine=...")).read()
+  assert "| av-ade | av-ade | ablation_small | 5.300 | 250.800 |  |" in text
+  assert "| aae | hybrid/aae | hybrids_small |  | 159.000 | 9.900 |" in text
+  assert sweep.load_results(stem + ".csv") == rows
+  assert os.path.getsize(stem + ".png") > 1000
 
 
 def test_seed_groups_are_summarised_as_mean_and_std(tmp_path):
