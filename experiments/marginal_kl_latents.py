@@ -3,15 +3,24 @@ exceeds the Monte Carlo estimate of the marginal KL[q(z) || p(z)], and both fall
 number of latents grows.
 
   python -m adejax.sweep --experiment=experiments/marginal_kl_latents.py --workdir=DIR --scale=small
-  for m in DIR/*/; do python -m adejax.estimate_kl --workdir=$m; done   # eval/marginal_kl.json each
+  python experiments/marginal_kl_latents.py --workdir=DIR --scale=small [--report=docs/results/NAME]
+
+The second command runs `adejax.estimate_kl` on each finished member that has no
+eval/marginal_kl.json yet and prints (and writes to NAME.md) the table in nats per latent, ours beside
+the paper's.
 
 Members: the hybrid family's VAE (configs/cifar_hybrids.py:vae) with 50, 100 and 200 latents (paper:
 ColorMNIST 50 / 100, CelebA and CIFAR-10 100 / 200). papers/004's values (nats per latent, average KL
 term / Monte Carlo marginal KL): ColorMNIST 50: 0.468 / 0.244, 100: 0.238 / 0.129; CelebA 100: 1.124 /
 1.004, 200: 0.575 / 0.514; CIFAR-10 100: 0.447 / 0.334, 200: 0.221 / 0.164.
 """
-from adejax import sweep
-from configs import cifar_hybrids
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo's configs/
+from adejax import sweep  # noqa: E402
+from configs import cifar_hybrids  # noqa: E402
 
 PAPER = {50: {"avg_kl_per_latent": 0.468, "mc_kl_per_latent": 0.244},    # ColorMNIST
          100: {"avg_kl_per_latent": 0.447, "mc_kl_per_latent": 0.334},   # CIFAR-10
@@ -25,3 +34,45 @@ def get_experiment(scale: str):
     c.hybrid.latent_dim = latents if scale != "tiny" else max(2, latents // 25)
     members.append(sweep.Member(f"vae-z{latents}", c, paper))
   return members
+
+
+COLUMNS = [("average_kl", "avg KL term"), ("marginal_kl_monte_carlo", "MC marginal KL"),
+           ("marginal_kl_density_ratio", "density ratio"), ("marginal_kl_density_model", "density model"),
+           ("marginal_kl_lower_bound", "eq. 5 lower bound")]
+
+
+def table(workdir: str, scale: str, estimate: bool = True) -> str:
+  """The Table 1 rows (nats per latent) of every finished member, estimating where not yet done."""
+  from adejax import estimate_kl
+
+  lines = ["| member | latents | " + " | ".join(c for _, c in COLUMNS) + " | paper avg KL | paper MC KL |",
+           "|" + "---|" * (len(COLUMNS) + 4)]
+  for m in get_experiment(scale):
+    run = os.path.join(workdir, m.name)
+    path = os.path.join(run, "eval", "marginal_kl.json")
+    if not os.path.exists(path):
+      if not (estimate and os.path.exists(os.path.join(run, "done.json"))):
+        continue
+      estimate_kl.estimate_run(m.config, run)
+    kl = json.load(open(path))
+    d = kl["latent_dim"]
+    lines.append(f"| {m.name} | {d} | " + " | ".join(f"{kl[k] / d:.3f}" for k, _ in COLUMNS)
+                 + f" | {m.paper['avg_kl_per_latent']:.3f} | {m.paper['mc_kl_per_latent']:.3f} |")
+  return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+
+  flags.DEFINE_string("workdir", None, "The sweep's workdir.")
+  flags.DEFINE_string("scale", "small", "The sweep's --scale.")
+  flags.DEFINE_string("report", "", "Also write the table to REPORT.md.")
+
+  def main(_):
+    text = table(flags.FLAGS.workdir, flags.FLAGS.scale)
+    print(text)
+    if flags.FLAGS.report:
+      with open(flags.FLAGS.report + ".md", "w") as f:
+        f.write(text)
+
+  app.run(main)

@@ -149,3 +149,16 @@ def test_seed_groups_are_summarised_as_mean_and_std(tmp_path):
   assert "| vae | 2 |" in text and "15.000 ± 5.000" in text and "| vae_s1 |" in text
   sweep.scatter_plot(rows, os.path.join(root, "plot.png"))
   assert os.path.getsize(os.path.join(root, "plot.png")) > 1000
+
+
+def test_marginal_kl_table_is_per_latent_beside_the_paper(tmp_path):
+  """papers/004 Table 1 reports nats per latent: the experiment's table divides each estimate by d."""
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
+  import marginal_kl_latents as exp
+
+  kl = {"average_kl": 25.0, "marginal_kl_monte_carlo": 10.0, "marginal_kl_density_ratio": 5.0,
+        "marginal_kl_density_model": 12.5, "marginal_kl_lower_bound": 20.0, "latent_dim": 50}
+  sweep.reporting.write_json(os.path.join(tmp_path, "vae-z50", "eval", "marginal_kl.json"), kl)
+  lines = exp.table(str(tmp_path), "small", estimate=False).splitlines()
+  assert len(lines) == 3  # the other members have not run
+  assert lines[2] == "| vae-z50 | 50 | 0.500 | 0.200 | 0.100 | 0.250 | 0.400 | 0.468 | 0.244 |"
