@@ -4,7 +4,9 @@ seeds (`adejax.evaluation.synthetic`).
 
   python experiments/synthetic_gaussians.py --out=DIR [--dims=1,10,100,1000] [--seeds=3]
 
-Writes DIR/synthetic_gaussians.json and DIR/synthetic_gaussians.png (true KL during minimisation per d,
+Writes DIR/synthetic_gaussians.json and DIR/synthetic_gaussians.png. Runs already in DIR's JSON (same
+d and seed, same settings) are kept and not re-run, so a long study (d = 1000 takes ~20 minutes a seed
+here) can be run a few dims at a time into one folder. Writes (true KL during minimisation per d,
 each seed a line, with the classifier's estimate of the initial KL and the true initial KL). Sized for 2
 CPU cores (about 15 minutes at the defaults), where the paper used a 4-layer MLP of ~100M parameters
 and 10^6 iterations: here a 3-layer leaky-ReLU MLP of 256 units, 2000 classifier steps on 20,000
@@ -31,18 +33,27 @@ flags.DEFINE_integer("batch", 64, "Batch of the minimisation setting.")
 FLAGS = flags.FLAGS
 
 
-def run(dims, seeds, estimation_steps, steps, batch) -> dict:
+def run(dims, seeds, estimation_steps, steps, batch, earlier: dict | None = None) -> dict:
   out = {"settings": {"classifier": "leaky-ReLU MLP, 3 x 256", "estimation_samples": 20_000,
                       "estimation_steps": estimation_steps, "minimisation_steps": steps, "batch": batch,
                       "lr_model": 1e-3, "lr_classifier": 1e-4, "k": "10 d"}, "runs": []}
+  if earlier:
+    if earlier["settings"] != out["settings"]:
+      raise app.UsageError(f"--out holds results of other settings ({earlier['settings']}); "
+                           "use another --out folder")
+    out["runs"] = list(earlier["runs"])
+  done = {(r["d"], r["seed"]) for r in out["runs"]}
   for d in dims:
     for seed in range(seeds):
+      if (d, seed) in done:
+        continue
       key = jax.random.fold_in(jax.random.PRNGKey(seed), d)
       est = synthetic.estimation(key, d, steps=estimation_steps)
       mini = synthetic.minimization(key, d, steps=steps, batch=batch)
       print(f"d={d} seed={seed}: KL {est['true_kl']:.2f}, classifier estimate {est['estimated_kl']:.2f}; "
             f"minimised from {mini['true_kl'][0]:.2f} to {mini['true_kl'][-1]:.2f}", flush=True)
       out["runs"].append({"seed": seed, **est, "minimisation": mini})
+  out["runs"].sort(key=lambda r: (r["d"], r["seed"]))
   return out
 
 
@@ -72,9 +83,13 @@ def main(_):
   if not FLAGS.out:
     raise app.UsageError("--out is required")
   os.makedirs(FLAGS.out, exist_ok=True)
-  results = run([int(d) for d in FLAGS.dims], FLAGS.seeds, FLAGS.estimation_steps, FLAGS.steps, FLAGS.batch)
-  with open(os.path.join(FLAGS.out, "synthetic_gaussians.json"), "w") as f:
+  path = os.path.join(FLAGS.out, "synthetic_gaussians.json")
+  earlier = json.load(open(path)) if os.path.exists(path) else None
+  results = run([int(d) for d in FLAGS.dims], FLAGS.seeds, FLAGS.estimation_steps, FLAGS.steps, FLAGS.batch,
+                earlier)
+  with open(path + ".tmp", "w") as f:
     json.dump(results, f, indent=1)
+  os.replace(path + ".tmp", path)
   plot(results, os.path.join(FLAGS.out, "synthetic_gaussians.png"))
 
 

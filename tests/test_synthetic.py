@@ -43,3 +43,6 @@ def test_the_study_writes_its_results_and_plot(tmp_path):
   module.plot(results, str(tmp_path / "plot.png"))
   assert os.path.getsize(tmp_path / "plot.png") > 1000 and len(results["runs"]) == 2
   json.dumps(results)
+  # a second call into the same results keeps the runs it has and adds the new ones, in order
+  more = module.run([2, 3], seeds=1, estimation_steps=20, steps=200, batch=16, earlier=results)
+  assert [r["d"] for r in more["runs"]] == [1, 2, 3] and more["runs"][1] is results["runs"][1]
