@@ -1,4 +1,4 @@
-"""The Glow layer of papers/003 against math: log-dets against slogdet(jacfwd), inverses to 1e-5,
+"""The Glow layer of papers/003 against math: log-dets against slogdet(jacrev) (the Glow convolutions define their reverse-mode derivative), inverses to 1e-5,
 identity at init, actnorm's data-dependent initialisation."""
 import jax
 import jax.numpy as jnp
@@ -30,7 +30,7 @@ def test_inverse_and_logdet_match_jacobian(shape, lu):
   d = int(np.prod(shape))
   for i in range(2):
     f = lambda flat: m.apply(v, flat.reshape((1,) + shape), method="forward_and_log_det")[0].reshape(-1)
-    sign, logabs = jnp.linalg.slogdet(jax.jacfwd(f)(x[i].reshape(-1)))
+    sign, logabs = jnp.linalg.slogdet(jax.jacrev(f)(x[i].reshape(-1)))
     assert sign != 0
     np.testing.assert_allclose(ld[i], logabs, rtol=1e-4, atol=1e-4)
 
@@ -88,7 +88,7 @@ def _multiscale(shape, levels, coupling, lu):
 def test_multiscale_glow_density_is_exact(shape, levels, coupling, lu):
   """log p(x) as the model reports it (Gaussian terms of every level's z under its conditional prior +
   the steps' log-dets) against an independent change of variables: the standardised noise u(x), whose
-  density is N(0, I), and log|det du/dx| from slogdet(jacfwd)."""
+  density is N(0, I), and log|det du/dx| from slogdet(jacrev)."""
   m, v, x = _multiscale(shape, levels, coupling, lu)
   zs, means, log_stds, logdet = m.apply(v, x)
   assert [z.shape[1:] for z in zs] == m.shapes() and sum(int(np.prod(z.shape[1:])) for z in zs) == x[0].size
@@ -96,7 +96,7 @@ def test_multiscale_glow_density_is_exact(shape, levels, coupling, lu):
   d = x[0].size
   u_of = lambda flat: m.apply(v, flat.reshape((1,) + shape), method="standardise")[0][0]
   for i in range(2):
-    sign, logabs = jnp.linalg.slogdet(jax.jacfwd(u_of)(x[i].reshape(-1)))
+    sign, logabs = jnp.linalg.slogdet(jax.jacrev(u_of)(x[i].reshape(-1)))
     u = u_of(x[i].reshape(-1))
     assert sign != 0
     expected = -0.5 * jnp.sum(u ** 2) - 0.5 * d * np.log(2 * np.pi) + logabs
@@ -132,3 +132,20 @@ def test_multiscale_glow_refuses_sizes_it_cannot_squeeze():
   m = glow.MultiScaleGlow((12, 12, 1), levels=3, depth=1, width=4)
   with pytest.raises(ValueError, match="divisible by 8"):
     m.init(jax.random.key(0), jnp.zeros((1, 12, 12, 1)))
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 1)])
+def test_scan_friendly_convolution_has_the_convolution_gradient(kernel):
+  """`layers.conv_same`'s hand-written backward pass (the Glow steps' convolutions) against JAX's own
+  derivative of the same convolution, for the input and the kernel."""
+  from adejax.models import layers
+
+  x = jax.random.normal(jax.random.key(0), (3, 5, 6, 4))
+  w = jax.random.normal(jax.random.key(1), kernel + (4, 7))
+  t = jax.random.normal(jax.random.key(2), (3, 5, 6, 7))
+  ref = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(layers.conv_same(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+  ours = jax.grad(lambda x, w: jnp.sum(t * layers.conv_same(x, w)), argnums=(0, 1))(x, w)
+  theirs = jax.grad(lambda x, w: jnp.sum(t * ref(x, w)), argnums=(0, 1))(x, w)
+  for a, b in zip(ours, theirs):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
