@@ -1,5 +1,6 @@
-"""The Glow layer of papers/003 against math: log-dets against slogdet(jacrev) (the Glow convolutions define their reverse-mode derivative), inverses to 1e-5,
-identity at init, actnorm's data-dependent initialisation."""
+"""The Glow layer of papers/003 against math: log-dets against slogdet(jacrev) (the Glow convolutions
+define their reverse-mode derivative only), inverses to 1e-5, identity at init, actnorm's data-dependent
+initialisation."""
 import jax
 import jax.numpy as jnp
 import numpy as np
