@@ -84,12 +84,12 @@ def main(_):
     raise app.UsageError("--out is required")
   os.makedirs(FLAGS.out, exist_ok=True)
   path = os.path.join(FLAGS.out, "synthetic_gaussians.json")
-  earlier = json.load(open(path)) if os.path.exists(path) else None
-  results = run([int(d) for d in FLAGS.dims], FLAGS.seeds, FLAGS.estimation_steps, FLAGS.steps, FLAGS.batch,
-                earlier)
-  with open(path + ".tmp", "w") as f:
-    json.dump(results, f, indent=1)
-  os.replace(path + ".tmp", path)
+  results = json.load(open(path)) if os.path.exists(path) else None
+  for d in [int(d) for d in FLAGS.dims]:  # written after each d: an interrupted study keeps what finished
+    results = run([d], FLAGS.seeds, FLAGS.estimation_steps, FLAGS.steps, FLAGS.batch, results)
+    with open(path + ".tmp", "w") as f:
+      json.dump(results, f, indent=1)
+    os.replace(path + ".tmp", path)
   plot(results, os.path.join(FLAGS.out, "synthetic_gaussians.png"))
 
 
