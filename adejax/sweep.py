@@ -434,18 +434,19 @@ def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid
   strip = (max(xs) + 0.15 * (max(xs) - min(xs) + 1.0)) if xs else 0.0
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
   for ax, (key, label) in zip(axes[0], panels):
-    unplaced = [r for r in rows if key in r and x not in r]
+    unplaced = sorted((r for r in rows if key in r and x not in r), key=lambda r: r[key])
     for r in rows:
-      if key in r:
+      if key in r and x in r:
         paper = any(k.startswith("paper_") for k in r)
-        px = r.get(x, strip)
-        ax.scatter(px, r[key], marker="*" if paper else "o", s=120 if paper else 30,
-                   c="tab:gray" if x not in r else None)
-        side = 1 if x in r or sorted(unplaced, key=lambda u: u[key]).index(r) % 2 == 0 else -1
-        ax.annotate(r["member"], (px, r[key]), textcoords="offset points", xytext=(5 * side, 5 * (x in r)),
-                    ha="left" if side > 0 else "right", va="bottom" if x in r else "center", fontsize=7)
+        ax.scatter(r[x], r[key], marker="*" if paper else "o", s=120 if paper else 30)
+        ax.annotate(r["member"], (r[x], r[key]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    for i, r in enumerate(unplaced):  # labels alternate sides so that close values stay readable
+      side = 1 if i % 2 == 0 else -1
+      ax.scatter(strip, r[key], s=30, c="tab:gray")
+      ax.annotate(r["member"], (strip, r[key]), textcoords="offset points", xytext=(5 * side, 0),
+                  ha="left" if side > 0 else "right", va="center", fontsize=7)
     if unplaced:
-      ax.axvline(strip - 0.5 * (strip - max(xs, default=strip)) if xs else strip, ls=":", c="gray")
+      ax.axvline((max(xs) + strip) / 2 if xs else strip, ls=":", c="gray")
       ax.annotate("no likelihood", (strip, 1.0), xycoords=("data", "axes fraction"), ha="center",
                   va="top", fontsize=7, color="gray")
     ax.set(xlabel=f"{x} (held-out, upper bound; lower = better coverage)", ylabel=label,

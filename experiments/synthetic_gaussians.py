@@ -4,10 +4,10 @@ seeds (`adejax.evaluation.synthetic`).
 
   python experiments/synthetic_gaussians.py --out=DIR [--dims=1,10,100,1000] [--seeds=3]
 
-Writes DIR/synthetic_gaussians.json and DIR/synthetic_gaussians.png. Runs already in DIR's JSON (same
-d and seed, same settings) are kept and not re-run, so a long study (d = 1000 takes ~20 minutes a seed
-here) can be run a few dims at a time into one folder. Writes (true KL during minimisation per d,
-each seed a line, with the classifier's estimate of the initial KL and the true initial KL). Sized for 2
+Writes DIR/synthetic_gaussians.json (after each d) and DIR/synthetic_gaussians.png (true KL during
+minimisation per d, each seed a line, with the classifier's estimate of the initial KL and the true
+initial KL). Runs already in DIR's JSON (same d and seed, same settings) are kept and not re-run, so a
+long study (d = 1000 takes ~8 minutes a seed here) can be run a few dims at a time into one folder. Sized for 2
 CPU cores (about 15 minutes at the defaults), where the paper used a 4-layer MLP of ~100M parameters
 and 10^6 iterations: here a 3-layer leaky-ReLU MLP of 256 units, 2000 classifier steps on 20,000
 samples per distribution for estimation, and 3000 joint steps of batch 64 for minimisation, both

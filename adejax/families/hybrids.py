@@ -50,13 +50,14 @@ class HybridFamily(base.Family):
     self.code_disc = hybrids.CodeDiscriminator(h.code_width, 3)
     self.label = f"hybrid/{self.kind}" + (f" ({h.likelihood})" if self.kind in ("vae", "aae") else "")
     lr = config.optim.lr
-    self.groups = {"generator": base.Group("params", base.make_optimizer(config.optim, lr=lr), ("generator", "log_sigma"))}
+    group = lambda tree, own_lr, keys: base.Group(tree, base.make_optimizer(config.optim, lr=own_lr or lr), keys)
+    self.groups = {"generator": group("params", lr, ("generator", "log_sigma"))}
     if self.kind in ENCODER_MODELS:
-      self.groups["encoder"] = base.Group("params", base.make_optimizer(config.optim, lr=h.lr_encoder or lr), ("encoder",))
+      self.groups["encoder"] = group("params", h.lr_encoder, ("encoder",))
     if self.kind not in ("vae", "aae"):
-      self.groups["disc"] = base.Group("disc_params", base.make_optimizer(config.optim, lr=h.lr_disc or lr), ("data",))
+      self.groups["disc"] = group("disc_params", h.lr_disc, ("data",))
     if self.kind in ("aae", "aae_pp", "aae_gan"):
-      self.groups["code"] = base.Group("disc_params", base.make_optimizer(config.optim, lr=h.lr_code or lr), ("code",))
+      self.groups["code"] = group("disc_params", h.lr_code, ("code",))
 
   # ----------------------------------------------------------------------------- set-up
   def init(self, rng):
