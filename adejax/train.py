@@ -46,12 +46,14 @@ def train_step(state: TrainState, images: jax.Array, labels, phase: int = 0, *,
                family: families.Family, ema_decay: float, constrain=lambda x: x):
   """One training step: the family's update schedule on a uint8 batch, then the step counter and the
   EMA. The step's randomness is fold_in(root, step), so any device count gives the same numbers. A step
-  in which the family skipped a (non-finite) update leaves the EMA as it was and extends the skip streak.
+  in which the family skipped a (non-finite) update leaves the EMA as it was and extends the skip streak;
+  a phase in `family.ema_restart_phases` (data-dependent initialisation) restarts the EMA.
   """
   rng = jax.random.fold_in(state.rng, state.step)
   new, metrics = family.train_step(state, images, labels, rng, constrain, phase)
   bad = new.skipped > state.skipped
-  ema = (jax.tree.map(lambda e, p: jnp.where(bad, e, ema_decay * e + (1 - ema_decay) * p),
+  decay = 0.0 if phase in family.ema_restart_phases else ema_decay
+  ema = (jax.tree.map(lambda e, p: jnp.where(bad, e, decay * e + (1 - decay) * p),
                       state.ema_params, new.params) if ema_decay else state.ema_params)
   streak = jnp.where(bad, state.skip_streak + 1, 0)
   return (new.replace(step=state.step + 1, ema_params=ema, skip_streak=streak),

@@ -56,6 +56,21 @@ def test_each_phase_updates_only_its_groups_and_actnorm_starts_from_data():
   assert trainer._step._cache_size() == 3
 
 
+def test_the_ema_restarts_where_the_actnorms_are_set_from_data():
+  """With an EMA, the Glow phase's first step (data-dependent actnorm initialisation) restarts the
+  average from that step's parameters; before the fix the average kept 0.9 of the identity actnorms."""
+  c = tiny()
+  c.train.ema_decay = 0.9
+  trainer = train.Trainer(c, SHAPE)
+  s1, _ = steps(trainer, trainer.init_state(0), 2)       # phase 1: the EMA averages as usual
+  assert tree_max_diff(s1.ema_params["vae"], s1.params["vae"]) > 0
+  s2, _ = steps(trainer, s1, 1, seed=2)                  # the boundary step
+  for a, b in zip(jax.tree.leaves(jax.device_get(s2.ema_params)), jax.tree.leaves(jax.device_get(s2.params))):
+    np.testing.assert_array_equal(a, b)
+  s3, _ = steps(trainer, s2, 1, seed=3)                  # then it averages again
+  assert tree_max_diff(s3.ema_params["glow"], s3.params["glow"]) > 0
+
+
 def test_joint_schedule_updates_everything_from_the_first_step():
   trainer = train.Trainer(tiny(schedule="joint"), SHAPE)
   init = jax.device_get(trainer.init_state(0))

@@ -112,6 +112,9 @@ class Family:
     raise NotImplementedError
 
   num_phases: int = 1
+  # Phases whose step rewrites parameters outside the optimiser (a data-dependent initialisation): the
+  # EMA restarts there from the step's new parameters, rather than averaging in the values they replaced.
+  ema_restart_phases: tuple = ()
 
   def phase(self, step: int) -> int:
     """The phase (0 .. num_phases - 1) of the step with this number, on the host. Each phase is its

@@ -37,6 +37,8 @@ class GlowFamily(base.Family):
   def init(self, rng):
     return self.model.init(rng, jnp.full((2,) + self.image_shape, 0.5, jnp.float32))["params"], {}, {}
 
+  ema_restart_phases = ("init",)  # the actnorms' data-dependent initialisation
+
   def phase(self, step: int) -> str:
     return "init" if step == 0 else "train"
 

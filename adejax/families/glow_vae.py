@@ -78,6 +78,7 @@ class GlowVAEFamily(base.Family):
   # "stage2" (a two-stage prior on the frozen first stage's codes), "glow_init" (the first step of the
   # Glow phase: actnorm initialisation), "glow" (the Glow layer alone; everything in "joint").
   num_phases = 4
+  ema_restart_phases = ("glow_init",)  # the Glow's actnorms, set from data
 
   def phase(self, step: int) -> str:
     if step < self.phase1_end:
