@@ -76,8 +76,9 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   c.data.stream, c.data.train_split, c.data.eval_split = False, "train", "test"
   if config_lib.MODES[c.mode][0] and 28 % 2 ** (c.model.flow_scales - 1):
     c.data.image_size = 32  # f_psi's scales need it (Table 9's 4 scales); padded pixels count in bits/dim
-  c.model.width *= 0.25
-  c.model.disc_width *= 0.25
+  if not (c.model.family == "hybrid" and c.hybrid.arch == "paper"):  # papers/004's 28x28 nets are small
+    c.model.width *= 0.25
+    c.model.disc_width *= 0.25
   c.model.flow_width = 16
   c.train.batch_size, c.train.num_steps = 64, 600
   c.train.log_every, c.train.image_every = 50, 300
@@ -95,7 +96,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   if c.model.family == "glow":  # 2 levels (28 -> 14 -> 7), as narrow as the glow_vae's Glow layer
     c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 8, 32
     c.optim.lr_halve_every, c.optim.warmup_steps = 0, 100
-  if c.model.family == "hybrid":  # the shared networks at width 1/4 (above); smaller dense layers
+  if c.model.family == "hybrid":  # papers/004's own 28x28 networks (or papers/002's at width 1/4); smaller dense layers
     c.hybrid.code_width = 256
   if scale == "tiny":
     config_lib.make_tiny(c, num_steps=2)

@@ -1,5 +1,6 @@
 """papers/004's VAE-GAN hybrids on the offline Fashion-MNIST at 28x28, one model per variant, at the
-sweep's small scale (the shared networks at width 1/4, dense layers of 256, batch 64):
+sweep's small scale (papers/004's own ColorMNIST networks of its Tables 6-7 at full width, code
+discriminators of 256 units, batch 64; `--config.hybrid.arch=sngan` for papers/002's at width 1/4):
 
   python -m adejax.main --config=configs/fmnist_hybrids.py:wgan_gp --workdir=/tmp/wgan_gp
 

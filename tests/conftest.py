@@ -12,8 +12,14 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.get("ADEJAX_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "adejax_jax_cache")))
+# One cache per jax/jaxlib version and per pytest-xdist worker: CI runs the suite under two Pythons with
+# different jax releases, and workers must not read each other's half-written entries. (A crash of the
+# disk-full fault test in compilation_cache.get_executable_and_time persisted after this split: open.)
+import jaxlib  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.path.join(
+    os.environ.get("ADEJAX_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "adejax_jax_cache")),
+    f"jax{jax.__version__}_jaxlib{jaxlib.__version__}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"

@@ -49,6 +49,50 @@ def test_one_step_of_every_model_updates_exactly_its_groups(model, likelihood):
   assert images.shape == (4,) + SHAPE and np.all(np.isfinite(images))
 
 
+@pytest.mark.parametrize("arch", hybrids.ARCHS)
+def test_veegan_and_the_sngan_networks_step(arch):
+  trainer = train.Trainer(tiny("veegan", arch=arch), SHAPE, devices=jax.devices()[:1])
+  state, (m,) = steps(trainer, trainer.init_state(0), 1)
+  assert int(state.skipped) == 0 and np.isfinite(m["generator_loss"]), m
+
+
+def test_paper_networks_are_papers_004_tables_6_and_7_at_28x28_and_the_wgan_dcgan_at_32():
+  """Kernel shapes layer by layer: the ColorMNIST generator (Table 7: linear 3136, transposed 5x5 convs
+  of 64 (stride 2), 32 (1), C (2)), its transposed encoder, the discriminator (Table 6: 5x5 convs of 8,
+  16, 32, 64, 64 with strides 2, 1, 2, 1, 2, then one logit); at 32x32 the DCGAN of the WassersteinGAN
+  code (4x4 start of 256 channels, halving to 64, 4x4 kernels). Generators use ReLU, not ELU."""
+  shape_of = lambda tree: {k: v.shape for k, v in tree.items()}
+  for size, dense, gen, enc, disc in [
+      (28, 7 * 7 * 64, [(5, 5, 64, 64), (5, 5, 64, 32), (5, 5, 32, 3)],
+       [(5, 5, 3, 32), (5, 5, 32, 64), (5, 5, 64, 64)],
+       [(5, 5, 3, 8), (5, 5, 8, 16), (5, 5, 16, 32), (5, 5, 32, 64), (5, 5, 64, 64)]),
+      (32, 4 * 4 * 256, [(4, 4, 256, 128), (4, 4, 128, 64), (4, 4, 64, 3)],
+       [(4, 4, 3, 64), (4, 4, 64, 128), (4, 4, 128, 256)], [(4, 4, 3, 64), (4, 4, 64, 128), (4, 4, 128, 256)])]:
+    shape = (size, size, 3)
+    m = hybrids.HybridModel(shape, latent_dim=10)
+    y = jnp.full((2,) + shape, 0.5)
+    v = jax.eval_shape(lambda: m.init(jax.random.key(0), y, jax.random.key(1), train=True))["params"]
+    g, e = v["generator"], v["encoder"]
+    assert g["Dense_0"]["kernel"].shape == (10, dense)
+    assert [g[f"ConvTranspose_{i}"]["kernel"].shape for i in range(len(gen))] == gen
+    assert [e[f"Conv_{i}"]["kernel"].shape for i in range(len(enc))] == enc
+    assert e["Dense_0"]["kernel"].shape[-1] == 20 and len(e) == len(enc) + 1
+    d = hybrids.PaperDiscriminator(shape)
+    dv = jax.eval_shape(lambda: d.init(jax.random.key(0), y))["params"]
+    assert [dv[f"Conv_{i}"]["kernel"].shape for i in range(len(disc))] == disc
+    assert dv["Dense_0"]["kernel"].shape == (4 * 4 * disc[-1][-1], 1)  # the strides end at 4x4
+    out = jax.eval_shape(lambda p: m.apply({"params": p}, jnp.zeros((2, 10)), train=True, method="decode_raw",
+                                           mutable=["batch_stats"])[0], v)
+    assert out.shape == (2,) + shape
+  params = m.init(jax.random.key(0), jnp.full((2, 32, 32, 3), 0.5), jax.random.key(1), train=True)
+  jaxpr = str(jax.make_jaxpr(lambda z: m.apply(params, z, method="decode_raw"))(jnp.zeros((2, 10))))
+  assert "max" in jaxpr and "expm1" not in jaxpr and " exp " not in jaxpr
+  with pytest.raises(config_lib.ConfigError, match="hybrid.arch='sngan'"):
+    c = tiny("vae")
+    c.data.image_size = 24
+    config_lib.validate(c)
+
+
 def test_wgan_gp_takes_exactly_five_critic_updates_per_generator_update():
   trainer = train.Trainer(tiny("wgan_gp"), SHAPE, devices=jax.devices()[:1])
   state, _ = steps(trainer, trainer.init_state(0), 2)

@@ -1,5 +1,6 @@
 """papers/004's VAE-GAN hybrids as one family: `config.hybrid.model` picks the model, each a schedule on
-shared networks (`models.hybrids`). Adam (0.5, 0.9), batch 64, batch norm in the generator (appendix K).
+shared networks (`models.hybrids`; `config.hybrid.arch`: papers/004 K.5's own, or papers/002's SNGAN
+shape). Adam (0.5, 0.9), batch 64, batch norm in the generator (appendix K).
 
 Parameter groups, each with its own learning rate (Table 5 sweeps them):
   "generator" (G and the likelihood's sigma; optim.lr), "encoder" (E; hybrid.lr_encoder or optim.lr),
@@ -44,9 +45,13 @@ class HybridFamily(base.Family):
     self.likelihood = h.likelihood
     self.h = h
     self.model = hybrids.HybridModel(self.image_shape, config.model.width, h.latent_dim, h.likelihood,
-                                     config.model.log_sigma_init)
-    self.disc = (hybrids.JointDiscriminator(config.model.disc_width, h.code_width) if self.kind == "veegan"
-                 else discriminators.Discriminator("conv", config.model.disc_width))
+                                     config.model.log_sigma_init, h.arch)
+    if self.kind == "veegan":
+      self.disc = hybrids.JointDiscriminator(config.model.disc_width, h.code_width, h.arch, self.image_shape)
+    elif h.arch == "paper":
+      self.disc = hybrids.PaperDiscriminator(self.image_shape, config.model.disc_width)
+    else:
+      self.disc = discriminators.Discriminator("conv", config.model.disc_width)
     self.code_disc = hybrids.CodeDiscriminator(h.code_width, 3)
     self.label = f"hybrid/{self.kind}" + (f" ({h.likelihood})" if self.kind in ("vae", "aae") else "")
     lr = config.optim.lr

@@ -1,12 +1,20 @@
 """The networks of papers/004's VAE-GAN hybrids (Rosca, Lakshminarayanan, Mohamed; appendix K).
 
 Every hybrid shares one generator, one encoder and one image discriminator, so the comparison controls
-the architecture (K.5): the generator is the latent-vector SNGAN generator of papers/002
-(`generators.LatentVectorGenerator`, batch norm), the encoder its transpose (`vae.encoder_blocks`, then a
-dense head with no output activation: the Gaussian q(z | x), or VEEGAN's deterministic reconstructor),
-the image discriminator `discriminators.Discriminator("conv")` (leaky ReLU 0.2). Added here: the
-adversarial autoencoders' code discriminator (a 3-layer MLP of 1000 leaky units on z) and VEEGAN's joint
-discriminator on (x, z).
+the architecture (K.5). `arch` picks them:
+  "paper"  papers/004 K.5: all generators ReLU with batch norm, the encoder the generator's transpose
+           (ReLU, no output activation), the discriminator leaky ReLU 0.2 (`paper_layout`): at 28x28 the
+           ColorMNIST networks of its Tables 6 and 7 (5x5 kernels; 7x7x64 start), at power-of-two sizes
+           (CIFAR-10 32, CelebA 64) the DCGAN of the WassersteinGAN code it names (4x4 kernels, 4x4 start,
+           channels 64 at the image's half size doubling per halving). Departures, all for the shared
+           training and evaluation: no batch norm in the discriminator (the gradient penalty is per example)
+           or the encoder (a posterior must not depend on its batch); no dropout in DCGAN's discriminator
+           (Table 6's "dropout of 0.8"); the generator's output is linear (Bernoulli logits, or the
+           quantized normal's mean), not tanh.
+  "sngan"  the latent-vector SNGAN generator of papers/002 (`generators.LatentVectorGenerator`, ELU,
+           batch norm), its transpose (`vae.encoder_blocks`), `discriminators.Discriminator("conv")`.
+Added here: the adversarial autoencoders' code discriminator (a 3-layer MLP of 1000 leaky units on z) and
+VEEGAN's joint discriminator on (x, z).
 
 `HybridModel.__call__` returns the per-example terms every family returns (`losses.coverage_loss`) for
 the quantized-normal likelihood: pixels centred to [-1, 1] (log-det D log 2), N(x | G(z), sigma^2 I) with
@@ -23,12 +31,48 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from adejax.models import discriminators, gaussian, generators, vae
+from adejax.models import discriminators, gaussian, generators, layers, vae
 from adejax.models.ade import to_signed
 
 MODELS = ("vae", "dcgan", "wgan_gp", "aae", "aae_pp", "aae_gan", "veegan")
 LIKELIHOODS = ("bernoulli", "quantized_normal")
+ARCHS = ("paper", "sngan")
 LEAKY = discriminators.LEAKY_SLOPE
+
+
+def paper_layout(image_shape, width: float = 1.0):
+  """papers/004 K.5's networks for an image shape: (start size, start channels, the generator's
+  (channels, stride) per transposed convolution up to the image, the discriminator's (channels, stride)
+  per convolution, kernel size). `width` multiplies every hidden channel count."""
+  h, w, c = image_shape
+  ch = lambda n: max(4, int(round(n * width)))
+  if h != w:
+    raise ValueError(f"papers/004's networks take square images, got {h}x{w}.")
+  if h == 28:  # ColorMNIST, Tables 7 and 6
+    return 7, ch(64), ((ch(64), 2), (ch(32), 1), (c, 2)), tuple((ch(f), s) for f, s in (
+        (8, 2), (16, 1), (32, 2), (64, 1), (64, 2))), 5
+  n = int(round(math.log2(h / 4))) if h >= 8 else 0
+  if n < 1 or 4 * 2 ** n != h:
+    raise ValueError(f"papers/004's networks are defined for 28x28 (ColorMNIST) and power-of-two sizes "
+                     f"from 8 (CIFAR-10 32, CelebA 64), not {h}x{w}: set hybrid.arch='sngan' or resize.")
+  ups = tuple((ch(64 * 2 ** (n - 2 - i)), 2) for i in range(n - 1)) + ((c, 2),)
+  return 4, ch(64 * 2 ** (n - 1)), ups, tuple((ch(64 * 2 ** i), 2) for i in range(n)), 4
+
+
+class PaperGenerator(nn.Module):
+  """papers/004's generator: z -> dense -> (s, s, c0) -> [BN, ReLU, transposed conv] per layer; the
+  last layer's output (B, H, W, C) is linear."""
+  image_shape: tuple[int, int, int]
+  width: float = 1.0
+
+  @nn.compact
+  def __call__(self, z, train: bool = False):
+    size, c0, ups, _, k = paper_layout(self.image_shape, self.width)
+    x = nn.Dense(size * size * c0)(z).reshape((-1, size, size, c0))
+    for features, stride in ups:
+      x = nn.relu(layers.batch_norm(x, train))
+      x = nn.ConvTranspose(features, (k, k), (stride, stride), padding="SAME")(x)
+    return x
 
 
 class Encoder(nn.Module):
@@ -36,14 +80,44 @@ class Encoder(nn.Module):
   image_shape: tuple[int, int, int]
   width: float = 1.0
   latent_dim: int = 64
+  arch: str = "paper"
 
   @nn.compact
   def __call__(self, x):
-    _, chans = vae.architecture("sngan", self.image_shape, self.width)
-    for block in vae.encoder_blocks("sngan", chans):
-      x = block(x)
+    if self.arch == "paper":
+      _, c0, ups, _, k = paper_layout(self.image_shape, self.width)
+      inputs = (c0,) + tuple(f for f, _ in ups[:-1])  # each transposed conv's input channels
+      for features, (_, stride) in zip(reversed(inputs), reversed(ups)):
+        x = nn.relu(nn.Conv(features, (k, k), (stride, stride))(x))
+    else:
+      _, chans = vae.architecture("sngan", self.image_shape, self.width)
+      for block in vae.encoder_blocks("sngan", chans):
+        x = block(x)
     mean, log_std = jnp.split(nn.Dense(2 * self.latent_dim)(x.reshape(x.shape[0], -1)), 2, axis=-1)
     return mean, log_std
+
+
+def paper_disc_features(x, image_shape, width: float):
+  """The convolutional trunk of papers/004's discriminator (Table 6 at 28x28), flattened; called inside a
+  compact module, whose parameters it creates."""
+  *_, convs, k = paper_layout(image_shape, width)
+  for features, stride in convs:
+    x = nn.leaky_relu(nn.Conv(features, (k, k), (stride, stride), kernel_init=discriminators.he_init(LEAKY))(x),
+                      LEAKY)
+  return x.reshape(x.shape[0], -1)
+
+
+class PaperDiscriminator(nn.Module):
+  """papers/004's image discriminator: its trunk, then one logit ("Linear adv"). Initialised with
+  `discriminators.init_params` (the last layer is `Dense_0`), like the papers/002 discriminators."""
+  image_shape: tuple[int, int, int]
+  width: float = 1.0
+
+  @nn.compact
+  def __call__(self, x, labels=None):
+    del labels
+    h = paper_disc_features(x, self.image_shape, self.width)
+    return nn.Dense(1, kernel_init=discriminators.he_init(LEAKY), name="Dense_0")(h)[:, 0]
 
 
 class CodeDiscriminator(nn.Module):
@@ -60,18 +134,24 @@ class CodeDiscriminator(nn.Module):
 
 
 class JointDiscriminator(nn.Module):
-  """VEEGAN's discriminator on pairs (x, z): the image discriminator's convolutional trunk's features
-  and a leaky MLP on z, concatenated, then a leaky dense layer and a logit."""
+  """VEEGAN's discriminator on pairs (x, z) (papers/004 Table 8): the image discriminator's trunk's
+  features ("paper": `paper_disc_features`; "sngan": three 4x4 stride-2 leaky convolutions) and a leaky
+  layer on z, concatenated, then a leaky dense layer and a logit."""
   width: float = 1.0
   code_width: int = 1000
+  arch: str = "paper"
+  image_shape: tuple = ()
 
   @nn.compact
   def __call__(self, x, z):
-    h = x
-    for c in (64, 128, 256):
-      h = nn.leaky_relu(nn.Conv(max(8, int(c * self.width)), (4, 4), (2, 2),
-                                kernel_init=discriminators.he_init(LEAKY))(h), LEAKY)
-    h = h.reshape(h.shape[0], -1)
+    if self.arch == "paper":
+      h = paper_disc_features(x, self.image_shape or x.shape[1:], self.width)
+    else:
+      h = x
+      for c in (64, 128, 256):
+        h = nn.leaky_relu(nn.Conv(max(8, int(c * self.width)), (4, 4), (2, 2),
+                                  kernel_init=discriminators.he_init(LEAKY))(h), LEAKY)
+      h = h.reshape(h.shape[0], -1)
     g = nn.leaky_relu(nn.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(z), LEAKY)
     h = nn.leaky_relu(nn.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(
         jnp.concatenate([h, g], -1)), LEAKY)
@@ -86,10 +166,14 @@ class HybridModel(nn.Module):
   latent_dim: int = 64
   likelihood: str = "quantized_normal"
   log_sigma_init: float = -1.0
+  arch: str = "paper"
 
   def setup(self):
-    self.encoder = Encoder(self.image_shape, self.width, self.latent_dim)
-    self.generator = generators.LatentVectorGenerator(self.image_shape, "sngan", self.width)
+    if self.arch not in ARCHS:
+      raise ValueError(f"Unknown hybrid architecture {self.arch!r}; choose one of {list(ARCHS)}.")
+    self.encoder = Encoder(self.image_shape, self.width, self.latent_dim, self.arch)
+    self.generator = (PaperGenerator(self.image_shape, self.width) if self.arch == "paper"
+                      else generators.LatentVectorGenerator(self.image_shape, "sngan", self.width))
     self.log_sigma = self.param("log_sigma", nn.initializers.constant(self.log_sigma_init), ())
 
   def posterior(self, y):
