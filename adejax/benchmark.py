@@ -1,11 +1,13 @@
 """Speed, measured: `python -m adejax.benchmark --config=configs/cifar_avade.py [--modes=vae,av-ade]
-[--batch=16,32,64] [--steps=10] [--breakdown] [--input] [--eval] [--json=FILE]`.
+[--batch=16,32,64] [--image_size=32,64] [--compute_dtypes=float32,bfloat16] [--devices=1,4] [--steps=10]
+[--breakdown] [--input] [--eval] [--json=FILE]`.
 
-For each mode and batch size: compile seconds, the median time of a compiled train step over --steps
-steps after warm-up, images/s, GFLOP per image (XLA's cost analysis of the compiled step) and achieved
-GFLOP/s, beside this process's own f32 2048x2048 matmul and 3x3-convolution rates, so every speed is
-also a fraction of what this machine does on the simplest dense work; and the host's peak memory
-(device memory where the backend reports it). Options:
+One row per compute dtype, device count, mode, image size and batch size: compile seconds, the median
+time of a compiled train step over --steps steps after warm-up, images/s, GFLOP per image (XLA's cost
+analysis of the compiled step), achieved GFLOP/s and XLA's temporary memory for the step, beside this
+process's own matmul and 3x3-convolution rates (in float32 and in every timed compute dtype), so every
+speed is also a fraction of what this machine does on the simplest dense work in the same precision;
+and the host's peak memory (device memory where the backend reports it). Options:
 
   --breakdown  the step's disjoint parts (family "ade"): preprocessing + f_psi forward, the VAE's
                likelihood pass on features, its sampling pass from the prior, f_psi's inverse, the
@@ -16,6 +18,10 @@ also a fraction of what this machine does on the simplest dense work; and the ho
                split, as train.py feeds them) against a device-resident batch: is the run input-bound?
   --eval       held-out bits/dim and sampling, per image, against a train step's per-image time
   --image_size sizes to time beside the config's (e.g. 32,64,128: one more generator level per 2x)
+  --compute_dtypes  train.compute_dtype values (bfloat16: bf16 convolutions and matmuls, float32 rest)
+  --devices    the first N devices of the mesh (e.g. 1,4 with
+               XLA_FLAGS=--xla_force_host_platform_device_count=4: the sharding overhead on a CPU)
+  --config.train.remat=True  rematerialised top-down VAE and f_psi (compare temp MiB)
 
 Times are medians of synchronised steps (block_until_ready), so they are the device's work, not
 dispatch; "x first" is each step time over the first row's, a ratio measured in one run (e.g.
@@ -25,6 +31,7 @@ the harness on a tiny config).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import resource
 import statistics
@@ -37,6 +44,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from adejax import config_lib, input_pipeline, losses, reporting, train
+from adejax.models import layers
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -72,18 +80,39 @@ def compile_and_time(fn, *args, steps: int = 10) -> dict:
           "gflops_per_s": flops / seconds / 1e9 if seconds else 0.0}
 
 
-def ceilings(steps: int = 5) -> dict:
-  """This process's f32 rates on the simplest dense work: a 2048^2 matmul and a 3x3 convolution
-  (batch 64, 32x32, 128 -> 128 channels, NHWC: the shape of a CIFAR generator's middle layer)."""
+def _rate(fn, flops: float, *args, calls: int = 10) -> float:
+  """GFLOP/s of `fn(*args)` over `calls` calls queued back to back and synchronised once (on an
+  accelerator a single small call is mostly dispatch), after one warm-up call."""
+  jax.block_until_ready(fn(*args))
+  start = time.perf_counter()
+  out = [fn(*args) for _ in range(calls)]
+  jax.block_until_ready(out)
+  return flops * calls / (time.perf_counter() - start) / 1e9
+
+
+def ceilings(dtypes=("float32",)) -> dict:
+  """This process's rates on the simplest dense work, per compute dtype: an n^2 matmul (n = 2048 on a
+  CPU, 8192 on an accelerator, where a smaller one does not fill the chip) and a 3x3 convolution (NHWC,
+  32x32, 128 -> 128 channels, batch 64 on a CPU and 256 on an accelerator: the shape of a CIFAR
+  generator's middle layer). Keys: matmul_gflops_per_s, conv3x3_gflops_per_s (float32) and
+  matmul_<dtype>_gflops_per_s, conv3x3_<dtype>_gflops_per_s for the others."""
+  cpu = jax.devices()[0].platform == "cpu"
+  n, batch = (2048, 64) if cpu else (8192, 256)
   k = jax.random.split(jax.random.key(0), 4)
-  a, b = jax.random.normal(k[0], (2048, 2048)), jax.random.normal(k[1], (2048, 2048))
-  matmul = timed(jax.jit(jnp.matmul), a, b, steps=steps)
-  x, w = jax.random.normal(k[2], (64, 32, 32, 128)), jax.random.normal(k[3], (3, 3, 128, 128))
   conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                                            dimension_numbers=("NHWC", "HWIO", "NHWC")))
-  conv_s = timed(conv, x, w, steps=steps)
-  return {"matmul_gflops_per_s": 2 * 2048 ** 3 / matmul / 1e9,
-          "conv3x3_gflops_per_s": 2 * 64 * 32 * 32 * 128 * 128 * 9 / conv_s / 1e9}
+  out = {}
+  for dtype in dtypes:
+    a, b = (jax.random.normal(key, (n, n), dtype) for key in k[:2])
+    x, w = jax.random.normal(k[2], (batch, 32, 32, 128), dtype), jax.random.normal(k[3], (3, 3, 128, 128), dtype)
+    suffix = "" if dtype == "float32" else f"_{dtype}"
+    out[f"matmul{suffix}_gflops_per_s"] = _rate(jax.jit(jnp.matmul), 2 * n ** 3, a, b)
+    out[f"conv3x3{suffix}_gflops_per_s"] = _rate(conv, 2 * batch * 32 * 32 * 128 * 128 * 9, x, w)
+  return out
+
+
+def conv_ceiling(report: dict, dtype: str) -> float:
+  return report["ceilings"]["conv3x3" + ("" if dtype == "float32" else f"_{dtype}") + "_gflops_per_s"]
 
 
 def peak_memory() -> dict:
@@ -119,24 +148,39 @@ class _Stepper:
 
 
 # ----------------------------------------------------------------------------- the train step
-def train_step(config, steps: int, start_step: int = 0) -> dict:
-  """Compile seconds, median step time, images/s, GFLOP per image and GFLOP/s of the compiled step,
-  at state step `start_step` (which picks a multi-phase family's phase, e.g. glow_vae's phase 2)."""
-  trainer = train.Trainer(config, _shape(config))
-  state = trainer.init_state(config.seed)
-  state = state.replace(step=jax.device_put(np.int32(start_step), state.step.sharding))
-  phase = trainer.family.phase(start_step) if trainer.family.num_phases > 1 else 0
-  images, labels = _batch(trainer, config, config.train.batch_size)
-  start = time.perf_counter()
-  compiled = trainer._step.lower(state, images, labels, phase).compile()
-  compile_s = time.perf_counter() - start
-  flops = flops_of(compiled)
-  seconds = timed(_Stepper(trainer, state, start_step), images, labels, steps=steps, warmup=2)
-  b = config.train.batch_size
-  return {"compile_s": compile_s, "step_s": seconds, "images_per_s": b / seconds,
-          "gflop_per_image": flops / b / 1e9, "gflops_per_s": flops / seconds / 1e9,
-          "generator_params": reporting.count_params(state.params),
-          "disc_params": reporting.count_params(state.disc_params)}
+class PreparedStep:
+  """A config's train step, compiled and ready to time: compile seconds, FLOPs (XLA's cost analysis)
+  and XLA's memory for the step, at state step `start_step` (which picks a multi-phase family's phase,
+  e.g. glow_vae's phase 2), on `devices` (default: all). `run` compiles every row before timing any, so
+  no measurement shares the machine with a compilation."""
+
+  def __init__(self, config, start_step: int = 0, devices=None):
+    trainer = train.Trainer(config, _shape(config), devices=devices)
+    state = trainer.init_state(config.seed)
+    state = state.replace(step=jax.device_put(np.int32(start_step), state.step.sharding))
+    phase = trainer.family.phase(start_step) if trainer.family.num_phases > 1 else 0
+    self.images, self.labels = _batch(trainer, config, config.train.batch_size)
+    start = time.perf_counter()
+    compiled = trainer._step.lower(state, self.images, self.labels, phase).compile()
+    self.compile_s = time.perf_counter() - start
+    self.flops, memory = flops_of(compiled), compiled.memory_analysis()
+    self.batch = config.train.batch_size
+    self.stepper = _Stepper(trainer, state, start_step)
+    self.info = {"temp_mib": memory.temp_size_in_bytes / 2 ** 20 if memory else 0.0,
+                 "generator_params": reporting.count_params(state.params),
+                 "disc_params": reporting.count_params(state.disc_params)}
+
+  def time(self, steps: int) -> dict:
+    """Median step time, images/s, GFLOP per image and GFLOP/s over `steps` steps after warm-up."""
+    seconds = timed(self.stepper, self.images, self.labels, steps=steps, warmup=2)
+    return {"compile_s": self.compile_s, "step_s": seconds, "images_per_s": self.batch / seconds,
+            "gflop_per_image": self.flops / self.batch / 1e9, "gflops_per_s": self.flops / seconds / 1e9,
+            **self.info}
+
+
+def train_step(config, steps: int, start_step: int = 0, devices=None) -> dict:
+  """`PreparedStep(config, start_step, devices).time(steps)`: one config's step, compiled and timed."""
+  return PreparedStep(config, start_step, devices).time(steps)
 
 
 def breakdown(config, steps: int) -> dict[str, dict]:
@@ -157,7 +201,7 @@ def breakdown(config, steps: int) -> dict[str, dict]:
   params, stats, dparams = state.params, state.batch_stats, state.disc_params
   variables = lambda p: {"params": p, "batch_stats": stats}
   grad_sum = lambda f: jax.grad(lambda p, *a: jnp.sum(f(p, *a)))  # backward of a scalar of the output
-  feats = model.apply(variables(params), y, False, method="to_features")[0]
+  feats = jax.jit(lambda p: model.apply(variables(p), y, False, method="to_features")[0])(params)
   vae_pass = lambda m, f: losses.coverage_loss({**m.vae(f, rng, labels, train=True), "features": f,
                                                 "logdet": 0.0})[0]
   parts = {  # disjoint parts: together about the generator's share of a step
@@ -171,17 +215,18 @@ def breakdown(config, steps: int) -> dict[str, dict]:
   }
   if config_lib.MODES[config.mode][0]:
     parts["f_psi inverse"] = lambda p: model.apply(variables(p), feats, method="from_features")
-  out = {name: compile_and_time(grad_sum(lambda p, f=f: f(p)), params, steps=steps)
+  in_dtype = lambda fn: train.in_compute_dtype(fn, config.train.compute_dtype)
+  out = {name: compile_and_time(in_dtype(grad_sum(lambda p, f=f: f(p))), params, steps=steps)
          for name, f in parts.items()}
   if config_lib.MODES[config.mode][1]:
     real = ade.discriminator_input(y)
     fake = ade.discriminator_input(jnp.clip(y[::-1], 0, 1))
     logits = lambda d, x: disc.apply({"params": d}, x, labels)
-    out["discriminator on real + fake"] = compile_and_time(
-        jax.grad(lambda d: jnp.sum(logits(d, real)) + jnp.sum(logits(d, fake))), dparams, steps=steps)
-    out["gradient penalty (double backward)"] = compile_and_time(
+    out["discriminator on real + fake"] = compile_and_time(in_dtype(
+        jax.grad(lambda d: jnp.sum(logits(d, real)) + jnp.sum(logits(d, fake)))), dparams, steps=steps)
+    out["gradient penalty (double backward)"] = compile_and_time(in_dtype(
         jax.grad(lambda d: losses.gradient_penalty(lambda x: logits(d, x), real, fake, rng,
-                                                   form=config.loss.gp_form)), dparams, steps=steps)
+                                                   form=config.loss.gp_form))), dparams, steps=steps)
   group = family.groups["generator"]
   opt_state = state.opt_state["generator"]
   out["optimiser update (generator)"] = compile_and_time(
@@ -229,26 +274,41 @@ def eval_costs(config, steps: int) -> dict:
 
 # ----------------------------------------------------------------------------- the report
 def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: int, *,
-        with_breakdown: bool = False, with_input: bool = False, with_eval: bool = False) -> dict:
+        dtypes=None, device_counts=None, with_breakdown: bool = False, with_input: bool = False,
+        with_eval: bool = False, before_timing=None) -> dict:
+  """One row per compute dtype x device count x mode x image size x batch (defaults: the config's), all
+  compiled before any is timed (`before_timing()`, if given, runs in between: e.g. to wait for other
+  processes sharing an accelerator), then the optional parts on the last mode at the config's dtype."""
+  dtypes = list(dtypes or [config.train.compute_dtype])
+  device_counts = list(device_counts or [jax.device_count()])
   report = {"device": f"{jax.device_count()} x {jax.devices()[0].device_kind}", "jax": jax.__version__,
-            "ceilings": ceilings(), "steps": []}
-  for mode in modes:
-    for size in image_sizes:
-      for batch in batches:
-        c = ml_collections.ConfigDict(config.to_dict())
-        if config.model.family == "ade":
-          c.mode = mode
-        c.train.batch_size, c.data.image_size = batch, size
-        config_lib.validate(c)
-        row = {"mode": mode, "batch": batch, "image_size": size, **train_step(c, steps)}
-        row["fraction_of_conv3x3"] = row["gflops_per_s"] / report["ceilings"]["conv3x3_gflops_per_s"]
-        report["steps"].append(row)
-        logging.info("%s", row)
+            "ceilings": ceilings(tuple(dict.fromkeys(["float32"] + dtypes))), "steps": []}
+  prepared = []
+  for dtype, count, mode, size, batch in itertools.product(dtypes, device_counts, modes, image_sizes, batches):
+    c = ml_collections.ConfigDict(config.to_dict())
+    if config.model.family == "ade":
+      c.mode = mode
+    c.train.batch_size, c.data.image_size, c.train.compute_dtype = batch, size, dtype
+    config_lib.validate(c)
+    config_lib.check_devices(c, count)
+    row = {"mode": mode, "batch": batch, "image_size": size, "compute_dtype": dtype, "devices": count,
+           "remat": bool(c.train.remat)}
+    prepared.append((row, PreparedStep(c, devices=jax.devices()[:count])))
+    logging.info("compiled %s in %.1f s", row, prepared[-1][1].compile_s)
+  if before_timing is not None:
+    before_timing()
+  for row, step in prepared:
+    row.update(step.time(steps))
+    row["fraction_of_conv3x3"] = row["gflops_per_s"] / conv_ceiling(report, row["compute_dtype"])
+    report["steps"].append(row)
+    logging.info("%s", row)
+  del prepared
   first = ml_collections.ConfigDict(config.to_dict())
   if config.model.family == "ade":
     first.mode = modes[-1]
   if with_breakdown:
-    report["breakdown"] = {"mode": first.mode, "parts": breakdown(first, steps)}
+    report["breakdown"] = {"mode": first.mode, "compute_dtype": first.train.compute_dtype,
+                           "parts": breakdown(first, steps)}
   if with_input:
     report["input"] = input_share(first, steps)
   if with_eval:
@@ -259,15 +319,19 @@ def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: i
 
 def format_report(report: dict) -> str:
   c = report["ceilings"]
-  lines = [f"{report['device']}, jax {report['jax']}: f32 matmul {c['matmul_gflops_per_s']:.0f} GFLOP/s, "
-           f"3x3 conv {c['conv3x3_gflops_per_s']:.0f} GFLOP/s (this process)", "",
-           "| mode | batch | size | compile s | step s | x first | images/s | GFLOP/image | GFLOP/s | of conv3x3 |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  rates = ", ".join(f"{k.replace('_gflops_per_s', '').replace('_', ' ')} {v:.0f}" for k, v in c.items())
+  lines = [f"{report['device']}, jax {report['jax']}; this process's GFLOP/s: {rates} (no dtype named: "
+           "float32)", "",
+           "| mode | dtype | devices | batch | size | compile s | step s | x first | images/s | GFLOP/image "
+           "| GFLOP/s | of conv3x3 | temp MiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   first = report["steps"][0]["step_s"] if report["steps"] else 1.0
   for r in report["steps"]:
-    lines.append(f"| {r['mode']} | {r['batch']} | {r['image_size']} | {r['compile_s']:.1f} | "
-                 f"{r['step_s']:.3g} | {r['step_s'] / first:.2f} | {r['images_per_s']:.1f} | "
-                 f"{r['gflop_per_image']:.3g} | {r['gflops_per_s']:.3g} | {100 * r['fraction_of_conv3x3']:.0f}% |")
+    dtype = r.get("compute_dtype", "float32") + (" remat" if r.get("remat") else "")
+    lines.append(f"| {r['mode']} | {dtype} | {r.get('devices', 1)} | {r['batch']} | {r['image_size']} | "
+                 f"{r['compile_s']:.1f} | {r['step_s']:.3g} | {r['step_s'] / first:.2f} | {r['images_per_s']:.1f} | "
+                 f"{r['gflop_per_image']:.3g} | {r['gflops_per_s']:.3g} | {100 * r['fraction_of_conv3x3']:.0f}% | "
+                 f"{r.get('temp_mib', 0):.0f} |")
   if "breakdown" in report:
     parts = report["breakdown"]["parts"]
     total_s = sum(p["seconds"] for p in parts.values()) or 1.0
@@ -310,8 +374,16 @@ def main(argv):
       raise config_lib.ConfigError(f"--modes: unknown {unknown}; modes are {sorted(config_lib.MODES)}")
     batches = [int(b) for b in FLAGS.batch] or [config.train.batch_size]
     sizes = [int(s) for s in FLAGS.image_size] or [config.data.image_size]
-    report = run(config, modes, batches, sizes, FLAGS.steps, with_breakdown=FLAGS.breakdown,
-                 with_input=FLAGS.input, with_eval=FLAGS.eval)
+    bad = [d for d in FLAGS.compute_dtypes if d not in layers.COMPUTE_DTYPES]
+    if bad:
+      raise config_lib.ConfigError(f"--compute_dtypes: unknown {bad}; choose from {list(layers.COMPUTE_DTYPES)}")
+    counts = [int(n) for n in FLAGS.devices]
+    if any(not 1 <= n <= jax.device_count() for n in counts):
+      raise config_lib.ConfigError(f"--devices: each count must be in 1..{jax.device_count()} (more host "
+                                   "devices: XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+    report = run(config, modes, batches, sizes, FLAGS.steps, dtypes=FLAGS.compute_dtypes,
+                 device_counts=counts, with_breakdown=FLAGS.breakdown, with_input=FLAGS.input,
+                 with_eval=FLAGS.eval)
     print(format_report(report))
     if FLAGS.json:
       reporting.write_json(FLAGS.json, report)
@@ -328,6 +400,9 @@ if __name__ == "__main__":
   flags.DEFINE_list("modes", [], "Modes to time (family ade); default: the config's.")
   flags.DEFINE_list("batch", [], "Batch sizes; default: the config's.")
   flags.DEFINE_list("image_size", [], "Image sizes; default: the config's.")
+  flags.DEFINE_list("compute_dtypes", [], "train.compute_dtype values to time (float32, bfloat16); "
+                    "default: the config's.")
+  flags.DEFINE_list("devices", [], "Device counts to time (the first N devices); default: all.")
   flags.DEFINE_integer("steps", 10, "Timed steps per measurement (after warm-up).")
   flags.DEFINE_bool("breakdown", False, "Time the parts of the step (family ade).")
   flags.DEFINE_bool("input", False, "Compare host-fed steps with a device-resident batch.")

@@ -12,7 +12,7 @@ import os
 import ml_collections
 
 from adejax import input_pipeline
-from adejax.models import discriminators, glow, hybrids, vae
+from adejax.models import discriminators, glow, hybrids, layers, vae
 
 MODES = {
     # name: (f_psi, adversarial, maximum likelihood) -- papers/002 Table 1
@@ -171,6 +171,13 @@ def base_config() -> ml_collections.ConfigDict:
                                    # non-finite update; checked at logging and checkpoint steps; 0 = never
   c.train.log_every = 100
   c.train.image_every = 1000       # sample and reconstruction grids (PNG + TensorBoard)
+  c.train.compute_dtype = "float32"  # "bfloat16": the models' convolutions and matmuls in bf16 (for
+                                   # accelerators; slower on XLA CPU), with float32 parameters, optimiser
+                                   # states, activations between layers, log-dets, KLs and losses
+                                   # (`layers.compute_dtype`); training, evaluation and sampling alike
+  c.train.remat = False            # family "ade": rematerialise the top-down VAE and f_psi's coupling
+                                   # networks (recomputed in the backward pass: less memory, ~1 more
+                                   # forward pass of them), e.g. to fit 128x128 batches
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 5000              # held-out bits/dim during training; 0 = only at the end
@@ -281,6 +288,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(t.log_every >= 1 and t.image_every >= 1, "train.log_every", "logging intervals must be >= 1")
   _check(c.eval.every >= 0, "eval.every", "must be >= 0 (0 = only at the end)")
   _check(t.freeze in ("", "decoder"), "train.freeze", "must be '' or 'decoder'")
+  _check(t.compute_dtype in layers.COMPUTE_DTYPES, "train.compute_dtype",
+         f"must be one of {list(layers.COMPUTE_DTYPES)}")
+  _check(not t.remat or c.model.family == "ade", "train.remat",
+         f"rematerialisation is built for family 'ade' (the top-down VAE and f_psi), not {c.model.family!r}")
+  _check(not t.remat or generator_kind(c) == "hierarchical", "train.remat",
+         "rematerialisation covers the top-down VAE and f_psi; the GAN's latent-vector generator has none")
   _check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
          "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
   _check(not t.freeze or t.init_checkpoint, "train.freeze",

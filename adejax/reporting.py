@@ -8,7 +8,6 @@ import os
 import jax
 import numpy as np
 from absl import logging
-from clu import metric_writers, periodic_actions
 from PIL import Image
 
 
@@ -94,6 +93,10 @@ class Reporter:
   """TensorBoard + console scalars on process 0, progress/ETA, and image grids under workdir/samples."""
 
   def __init__(self, workdir: str, num_steps: int, start: int = 0, progress_bar: bool = False):
+    # clu's writers import TensorFlow (its summary writer): only a training run needs them, so the
+    # model, the step and the benchmark import on machines without TensorFlow (e.g. a GPU image).
+    from clu import metric_writers, periodic_actions
+
     self.workdir = workdir
     self.main = jax.process_index() == 0
     self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.main)

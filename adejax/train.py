@@ -27,6 +27,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from adejax import checkpointing, config_lib, faults, families, input_pipeline, losses, reporting
+from adejax.models import layers
 
 
 @flax.struct.dataclass
@@ -63,6 +64,16 @@ def train_step(state: TrainState, images: jax.Array, labels, phase: int = 0, *,
 all_finite = families.all_finite
 
 
+def in_compute_dtype(fn, dtype: str):
+  """`fn`, traced with the models' convolutions and matmuls in `dtype` (train.compute_dtype; the policy
+  and what stays float32: `layers.compute_dtype`)."""
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    with layers.compute_dtype(dtype):
+      return fn(*args, **kwargs)
+  return traced
+
+
 class Trainer:
   """Models, optimisers, mesh and the compiled functions for one config."""
 
@@ -78,26 +89,25 @@ class Trainer:
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     constrain = lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding)
+    self.compute_dtype = str(config.train.compute_dtype)
+    jit = lambda fn, **kw: jax.jit(in_compute_dtype(fn, self.compute_dtype), **kw)
     step = functools.partial(train_step, family=self.family, ema_decay=self.ema_decay,
                              constrain=constrain)
-    self._step = jax.jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
-                         out_shardings=(self.replicated, self.replicated), donate_argnums=0,
-                         static_argnums=3)
+    self._step = jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
+                     out_shardings=(self.replicated, self.replicated), donate_argnums=0, static_argnums=3)
     norms = lambda state, images, labels: self.family.gradient_norms(
         state, images, labels, jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1),
         constrain)
-    self._gradient_norms = jax.jit(
-        norms, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
-        out_shardings=self.replicated)
-    self._eval = jax.jit(self._eval_batch, static_argnums=(5,), out_shardings=self.replicated)
-    self._sample = jax.jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
-    self._reconstruct = jax.jit(self._reconstruct_images, out_shardings=self.replicated)
-    self._per_example = jax.jit(self._per_example_nll, out_shardings=self.replicated)
-    self._stats = jax.jit(self.family.batch_stats_of, out_shardings=self.replicated)
-    self._figures = jax.jit(self.family.figures, static_argnums=3, out_shardings=self.replicated)
-    self._interpolate = jax.jit(
-        lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
-        static_argnums=3)
+    self._gradient_norms = jit(norms, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
+                               out_shardings=self.replicated)
+    self._eval = jit(self._eval_batch, static_argnums=(5,), out_shardings=self.replicated)
+    self._sample = jit(self._sample_images, static_argnums=(2, 3), out_shardings=self.replicated)
+    self._reconstruct = jit(self._reconstruct_images, out_shardings=self.replicated)
+    self._per_example = jit(self._per_example_nll, out_shardings=self.replicated)
+    self._stats = jit(self.family.batch_stats_of, out_shardings=self.replicated)
+    self._figures = jit(self.family.figures, static_argnums=3, out_shardings=self.replicated)
+    self._interpolate = jit(lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
+                            static_argnums=3)
 
   def _labels(self, labels, n: int, default: bool = False):
     """Labels as the models take them: None for an unconditional model; for a conditional one the

@@ -60,6 +60,7 @@ class ADEModel(nn.Module):
   generator: str = "hierarchical"  # or "vector": the SNGAN generator from one latent vector (the GAN's)
   latent_dim: int = 128            # size of that latent vector
   frozen_decoder: bool = False     # a frozen generator's batch norm stays on its stored statistics
+  remat: bool = False              # rematerialise the top-down VAE's blocks and f_psi's coupling nets
 
   def setup(self):
     if self.generator == "vector":
@@ -68,11 +69,13 @@ class ADEModel(nn.Module):
                                       decoder_train=not self.frozen_decoder)
     elif self.generator == "hierarchical":
       self.vae = vae.HierarchicalVAE(self.image_shape, self.arch, self.width, self.latent_channels,
-                                     self.latent_levels, self.iaf, self.log_sigma_init, self.num_classes)
+                                     self.latent_levels, self.iaf, self.log_sigma_init, self.num_classes,
+                                     remat=self.remat)
     else:
       raise ValueError(f"Unknown generator {self.generator!r}; choose 'hierarchical' or 'vector'.")
     self.flow = (flows.RealNVP(self.image_shape, self.flow_scales, self.flow_couplings,
-                               self.flow_blocks, self.flow_width) if self.use_flow else None)
+                               self.flow_blocks, self.flow_width, remat=self.remat)
+                 if self.use_flow else None)
 
   def _preprocess(self):
     return flows.preprocess_bijector(self.preprocess, self.logit_alpha)

@@ -35,7 +35,7 @@ def he_init(negative_slope: float = 0.0):
 
 
 class DownConv4(nn.Module):
-  """A 4x4 convolution with stride 2 and SAME padding, exactly as `nn.Conv(c, (4, 4), (2, 2))` (same
+  """A 4x4 convolution with stride 2 and SAME padding, exactly as `layers.Conv(c, (4, 4), (2, 2))` (same
   parameters, same names), computed as a stride-1 2x2 convolution on the space-to-depth of the padded
   input: output i's window, padded rows 2i..2i+3, is blocks i and i+1. The gradient penalty
   differentiates the discriminator twice, and XLA:CPU runs the second derivative of a strided
@@ -60,8 +60,8 @@ class DownConv4(nn.Module):
     # Padding the blocks by one more and dropping that last output row and column is exact and costs a
     # few % of FLOPs, but XLA:CPU runs the penalty's second derivative of a VALID convolution about 15x
     # slower than that of a padded one (measured: 5.5 s vs 0.4 s for the CIFAR discriminator's penalty).
-    y = jax.lax.conv_general_dilated(x, k.astype(x.dtype), (1, 1), ((0, 1), (0, 1)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = layers.conv_general_dilated(x, k.astype(x.dtype), (1, 1), ((0, 1), (0, 1)),
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y[:, :hp // 2 - 1, :wp // 2 - 1] + bias
 
 
@@ -84,18 +84,18 @@ class Discriminator(nn.Module):
       init = he_init(LEAKY_SLOPE)
       names = (f"Conv_{i}" for i in range(7))  # the parameter names of nn.Conv's own numbering
       for c in (64, 128, 256):
-        x = act(nn.Conv(self._ch(c), (3, 3), kernel_init=init, name=next(names))(x))
+        x = act(layers.Conv(self._ch(c), (3, 3), kernel_init=init, name=next(names))(x))
         x = act(DownConv4(self._ch(c), kernel_init=init, name=next(names))(x))
-      x = act(nn.Conv(self._ch(512), (3, 3), kernel_init=init, name=next(names))(x))
+      x = act(layers.Conv(self._ch(512), (3, 3), kernel_init=init, name=next(names))(x))
     else:
-      x = nn.Conv(self._ch(16), (3, 3))(x)
+      x = layers.Conv(self._ch(16), (3, 3))(x)
       for c, resample in ((32, None), (64, "down"), (128, "down"), (256, "down")):
         if resample == "down" and (x.shape[1] % 2 or x.shape[2] % 2):
           resample = None  # odd sizes (e.g. 7x7 from 28x28) keep their resolution
         x = layers.ResidualBlock(self._ch(c), resample, activation="relu")(x)
       x = nn.relu(x)
     x = jnp.mean(x, axis=(1, 2)) if self.arch == "resnet" else x.reshape(x.shape[0], -1)
-    logit = nn.Dense(1, kernel_init=he_init(LEAKY_SLOPE if self.arch == "conv" else 0.0))(x)[:, 0]
+    logit = layers.Dense(1, kernel_init=he_init(LEAKY_SLOPE if self.arch == "conv" else 0.0))(x)[:, 0]
     if not self.num_classes:
       return logit  # an unconditional discriminator ignores labels
     if labels is None or labels.shape != x.shape[:1]:

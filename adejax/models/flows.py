@@ -113,7 +113,7 @@ class CouplingNet(nn.Module):
   num_blocks: int = 2
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool):
+  def __call__(self, x: jax.Array, train: bool):
     h = layers.WNConv(self.width)(x)
     for _ in range(self.num_blocks):
       h = layers.ResidualBlock(self.width, activation="relu", batch_norm=True)(h, train=train)
@@ -139,6 +139,7 @@ class RealNVP(nn.Module):
   num_couplings: int = 3
   num_blocks: int = 2
   width: int = 32
+  remat: bool = False  # rematerialise each coupling network (`layers.remat`)
 
   def setup(self):
     h, w, c = self.image_shape
@@ -148,7 +149,8 @@ class RealNVP(nn.Module):
     if h % factor or w % factor:
       raise ValueError(f"A {self.num_scales}-scale flow needs image sizes divisible by {factor}; "
                        f"got {h}x{w}. Reduce flow scales or pad the images.")
-    make = functools.partial(CouplingNet, width=self.width, num_blocks=self.num_blocks)
+    make = functools.partial(layers.remat(CouplingNet, self.remat, static_argnums=(2,)),
+                             width=self.width, num_blocks=self.num_blocks)
     nets, shapes = [], []
     for s in range(self.num_scales):
       shape = (h >> s, w >> s, c << s)  # the part of the tensor this scale transforms
@@ -162,9 +164,8 @@ class RealNVP(nn.Module):
   def bijector(self, train: bool) -> distrax.Bijector:
     """The whole f_psi as one Distrax bijector (composes with distrax.Transformed / Chain)."""
     def chain(nets, shape, mask_fn):
-      couplings = [distrax.MaskedCoupling(mask_fn(shape, i % 2),
-                                          functools.partial(net, train=train), affine,
-                                          event_ndims=3)
+      couplings = [distrax.MaskedCoupling(mask_fn(shape, i % 2), lambda x, net=net: net(x, train),
+                                          affine, event_ndims=3)
                    for i, net in enumerate(nets)]
       return distrax.Chain(couplings[::-1])  # Chain applies its last element first
 
@@ -190,7 +191,7 @@ class RealNVP(nn.Module):
       total = jnp.zeros_like(h)
       for i, net in enumerate(nets):
         mask = jnp.asarray(mask_fn(shape, i % 2), bool)
-        shift, log_scale = net(jnp.where(mask, h, 0.0), train=train)
+        shift, log_scale = net(jnp.where(mask, h, 0.0), train)
         h = jnp.where(mask, h, h * jnp.exp(log_scale) + shift)
         total = total + jnp.where(mask, 0.0, log_scale)
       return h, total

@@ -38,7 +38,7 @@ class LatentVectorGenerator(nn.Module):
     if z.ndim != 2:
       raise ValueError(f"LatentVectorGenerator takes latent vectors (B, latent_dim), got {tuple(z.shape)}.")
     sizes, chans = vae.architecture(self.arch, self.image_shape, self.width)
-    x = nn.Dense(sizes[0] * sizes[0] * chans[0])(z).reshape((-1, sizes[0], sizes[0], chans[0]))
+    x = layers.Dense(sizes[0] * sizes[0] * chans[0])(z).reshape((-1, sizes[0], sizes[0], chans[0]))
     x = nn.elu(layers.batch_norm(x, train))
     for block in vae.decoder_blocks(self.arch, chans, self.num_classes, batch_norm=True):
       x = block(x, label=labels, train=train)

@@ -56,7 +56,7 @@ class ResNetVAE(nn.Module):
     self.encoder = enc
     self.posterior = layers.WNDense(2 * self.latent_dim, g_init=nn.initializers.zeros)
     self.bottom = (h >> self.scales, w(self.scales))
-    self.dense = nn.Dense(self.bottom[0] ** 2 * self.bottom[1])
+    self.dense = layers.Dense(self.bottom[0] ** 2 * self.bottom[1])
     dec = []
     for s in reversed(range(self.scales)):
       dec += [layers.ResidualBlock(w(s), "up")] + [layers.ResidualBlock(w(s)) for _ in range(self.blocks)]
@@ -94,9 +94,9 @@ class DenseCoupling(nn.Module):
 
   @nn.compact
   def __call__(self, z):
-    h = nn.relu(nn.Dense(self.width)(z))
-    h = nn.relu(nn.Dense(self.width)(h))
-    shift, raw = jnp.split(nn.Dense(2 * self.dim, kernel_init=nn.initializers.zeros)(h), 2, axis=-1)
+    h = nn.relu(layers.Dense(self.width)(z))
+    h = nn.relu(layers.Dense(self.width)(h))
+    shift, raw = jnp.split(layers.Dense(2 * self.dim, kernel_init=nn.initializers.zeros)(h), 2, axis=-1)
     factor = self.param("log_scale_factor", nn.initializers.ones, (self.dim,))
     return shift, factor * jnp.tanh(raw)
 
@@ -136,10 +136,10 @@ class TwoStagePrior(nn.Module):
   width: int = 1024
 
   def setup(self):
-    self.enc = [nn.Dense(self.width) for _ in range(self.num_layers)]
-    self.enc_out = nn.Dense(2 * self.dim, kernel_init=nn.initializers.zeros)
-    self.dec = [nn.Dense(self.width) for _ in range(self.num_layers)]
-    self.dec_out = nn.Dense(self.dim)
+    self.enc = [layers.Dense(self.width) for _ in range(self.num_layers)]
+    self.enc_out = layers.Dense(2 * self.dim, kernel_init=nn.initializers.zeros)
+    self.dec = [layers.Dense(self.width) for _ in range(self.num_layers)]
+    self.dec_out = layers.Dense(self.dim)
     self.log_gamma = self.param("log_gamma", nn.initializers.zeros, ())
 
   def _mlp(self, layers_, x):

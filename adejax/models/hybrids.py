@@ -68,10 +68,10 @@ class PaperGenerator(nn.Module):
   @nn.compact
   def __call__(self, z, train: bool = False):
     size, c0, ups, _, k = paper_layout(self.image_shape, self.width)
-    x = nn.Dense(size * size * c0)(z).reshape((-1, size, size, c0))
+    x = layers.Dense(size * size * c0)(z).reshape((-1, size, size, c0))
     for features, stride in ups:
       x = nn.relu(layers.batch_norm(x, train))
-      x = nn.ConvTranspose(features, (k, k), (stride, stride), padding="SAME")(x)
+      x = layers.ConvTranspose(features, (k, k), (stride, stride), padding="SAME")(x)
     return x
 
 
@@ -88,12 +88,12 @@ class Encoder(nn.Module):
       _, c0, ups, _, k = paper_layout(self.image_shape, self.width)
       inputs = (c0,) + tuple(f for f, _ in ups[:-1])  # each transposed conv's input channels
       for features, (_, stride) in zip(reversed(inputs), reversed(ups)):
-        x = nn.relu(nn.Conv(features, (k, k), (stride, stride))(x))
+        x = nn.relu(layers.Conv(features, (k, k), (stride, stride))(x))
     else:
       _, chans = vae.architecture("sngan", self.image_shape, self.width)
       for block in vae.encoder_blocks("sngan", chans):
         x = block(x)
-    mean, log_std = jnp.split(nn.Dense(2 * self.latent_dim)(x.reshape(x.shape[0], -1)), 2, axis=-1)
+    mean, log_std = jnp.split(layers.Dense(2 * self.latent_dim)(x.reshape(x.shape[0], -1)), 2, axis=-1)
     return mean, log_std
 
 
@@ -102,7 +102,7 @@ def paper_disc_features(x, image_shape, width: float):
   compact module, whose parameters it creates."""
   *_, convs, k = paper_layout(image_shape, width)
   for features, stride in convs:
-    x = nn.leaky_relu(nn.Conv(features, (k, k), (stride, stride), kernel_init=discriminators.he_init(LEAKY))(x),
+    x = nn.leaky_relu(layers.Conv(features, (k, k), (stride, stride), kernel_init=discriminators.he_init(LEAKY))(x),
                       LEAKY)
   return x.reshape(x.shape[0], -1)
 
@@ -117,7 +117,7 @@ class PaperDiscriminator(nn.Module):
   def __call__(self, x, labels=None):
     del labels
     h = paper_disc_features(x, self.image_shape, self.width)
-    return nn.Dense(1, kernel_init=discriminators.he_init(LEAKY), name="Dense_0")(h)[:, 0]
+    return layers.Dense(1, kernel_init=discriminators.he_init(LEAKY), name="Dense_0")(h)[:, 0]
 
 
 class CodeDiscriminator(nn.Module):
@@ -129,8 +129,8 @@ class CodeDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, z):
     for _ in range(self.num_layers):
-      z = nn.leaky_relu(nn.Dense(self.width, kernel_init=discriminators.he_init(LEAKY))(z), LEAKY)
-    return nn.Dense(1)(z)[:, 0]
+      z = nn.leaky_relu(layers.Dense(self.width, kernel_init=discriminators.he_init(LEAKY))(z), LEAKY)
+    return layers.Dense(1)(z)[:, 0]
 
 
 class JointDiscriminator(nn.Module):
@@ -149,13 +149,13 @@ class JointDiscriminator(nn.Module):
     else:
       h = x
       for c in (64, 128, 256):
-        h = nn.leaky_relu(nn.Conv(max(8, int(c * self.width)), (4, 4), (2, 2),
+        h = nn.leaky_relu(layers.Conv(max(8, int(c * self.width)), (4, 4), (2, 2),
                                   kernel_init=discriminators.he_init(LEAKY))(h), LEAKY)
       h = h.reshape(h.shape[0], -1)
-    g = nn.leaky_relu(nn.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(z), LEAKY)
-    h = nn.leaky_relu(nn.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(
+    g = nn.leaky_relu(layers.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(z), LEAKY)
+    h = nn.leaky_relu(layers.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(
         jnp.concatenate([h, g], -1)), LEAKY)
-    return nn.Dense(1)(h)[:, 0]
+    return layers.Dense(1)(h)[:, 0]
 
 
 class HybridModel(nn.Module):

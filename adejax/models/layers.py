@@ -1,15 +1,89 @@
-"""Layers shared by every model family: weight norm, conditional weight norm, the residual block.
+"""Layers shared by every model family: the compute precision, weight norm, conditional weight norm,
+the residual block, rematerialisation.
 
 One place per concept (ARCHITECTURE.md): the VAE, the flow's coupling networks and the
 discriminators all import their convolutions and residual blocks from here.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+# ----------------------------------------------------------------------------- compute precision
+# Mixed precision (train.compute_dtype): the models' convolutions and matmuls take their operands in
+# the compute dtype (bfloat16 on accelerators) and hand back float32, so parameters, optimiser states,
+# activations between layers, batch-norm statistics, log-dets, KLs and every loss reduction stay in
+# float32 and the likelihood bookkeeping loses no precision. It is a trace-time policy, like
+# jax.default_matmul_precision: `train.Trainer` traces its compiled functions inside `compute_dtype(...)`;
+# every model layer reads it through `conv_general_dilated` / `dot_general` below (flax's own
+# nn.Conv / nn.Dense through `Conv` / `Dense`). Outside the context everything is float32, as before.
+_COMPUTE_DTYPE: contextvars.ContextVar = contextvars.ContextVar("adejax_compute_dtype", default=None)
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+@contextlib.contextmanager
+def compute_dtype(dtype):
+  """Trace the models' convolutions and matmuls with operands in `dtype` (None or "float32": as they
+  are) while inside."""
+  dtype = None if dtype is None else jnp.dtype(dtype)
+  token = _COMPUTE_DTYPE.set(None if dtype == jnp.float32 else dtype)
+  try:
+    yield
+  finally:
+    _COMPUTE_DTYPE.reset(token)
+
+
+def _in_compute_dtype(op):
+  """`op(lhs, rhs, ...)` on operands cast to the compute dtype, its result cast back to theirs."""
+  def wrapped(lhs, rhs, *args, **kwargs):
+    dtype, out = _COMPUTE_DTYPE.get(), jnp.result_type(lhs, rhs)
+    if dtype is None or dtype == out or not jnp.issubdtype(out, jnp.floating):
+      return op(lhs, rhs, *args, **kwargs)
+    return op(lhs.astype(dtype), rhs.astype(dtype), *args, **kwargs).astype(out)
+  wrapped.__name__ = op.__name__
+  return wrapped
+
+
+conv_general_dilated = _in_compute_dtype(jax.lax.conv_general_dilated)
+dot_general = _in_compute_dtype(jax.lax.dot_general)
+
+
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+  """x @ w over x's last axis, in the compute dtype."""
+  return dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def Conv(*args, **kwargs) -> nn.Conv:  # noqa: N802 (a module constructor)
+  """flax's nn.Conv (same parameters and names) computing in the compute dtype."""
+  return nn.Conv(*args, conv_general_dilated=conv_general_dilated, **kwargs)
+
+
+def Dense(*args, **kwargs) -> nn.Dense:  # noqa: N802
+  """flax's nn.Dense (same parameters and names) computing in the compute dtype."""
+  return nn.Dense(*args, dot_general=dot_general, **kwargs)
+
+
+def ConvTranspose(*args, **kwargs) -> nn.ConvTranspose:  # noqa: N802
+  """flax's nn.ConvTranspose (same parameters and names) computing in the compute dtype, with a
+  float32 result."""
+  dtype = _COMPUTE_DTYPE.get()
+  if dtype is None:
+    return nn.ConvTranspose(*args, **kwargs)
+  return nn.ConvTranspose(*args, dtype=dtype, preferred_element_type=jnp.float32, **kwargs)
+
+
+def remat(module_class, enabled: bool = True, static_argnums=()):
+  """`module_class`, rematerialised when `enabled` (train.remat): its activations are recomputed in the
+  backward pass rather than stored, trading about one more forward pass for memory. Parameter names
+  do not change (the modules are named by the attribute or name they are given). Python values that
+  steer a call (e.g. `train`) must be passed positionally and listed in `static_argnums` (self is 0)."""
+  return nn.remat(module_class, static_argnums=static_argnums) if enabled else module_class
+
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "elu": nn.elu,
@@ -33,7 +107,7 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
 def _conv(x, w, padding="SAME"):
-  return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DIMS)
+  return conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DIMS)
 
 
 @jax.custom_vjp
@@ -100,7 +174,7 @@ class WNConv(nn.Module):
     if self.scan_friendly:
       y = conv_same(x, w.astype(x.dtype))
     else:
-      y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), self.strides, self.padding, dimension_numbers=_DIMS)
+      y = conv_general_dilated(x, w.astype(x.dtype), self.strides, self.padding, dimension_numbers=_DIMS)
     return y * g + b
 
 
@@ -117,7 +191,7 @@ class WNDense(nn.Module):
       v = v * mask
     g = self.param("g", self.g_init, (self.features,))
     b = self.param("b", nn.initializers.zeros, (self.features,))
-    return x @ _normalise_direction(v, (0,)) * g + b
+    return matmul(x, _normalise_direction(v, (0,))) * g + b
 
 
 def batch_norm(x: jax.Array, train: bool) -> jax.Array:

@@ -75,23 +75,29 @@ class ConvBlock(nn.Module):
     return nn.elu(x)
 
 
-def decoder_blocks(arch: str, chans, num_classes: int = 0, batch_norm: bool = False) -> list:
+def decoder_blocks(arch: str, chans, num_classes: int = 0, batch_norm: bool = False,
+                   remat: bool = False) -> list:
   """The up-sampling stack from the lowest resolution to the image's, one block per level: the one
-  definition shared by the hierarchical VAE's decoder and the latent-vector GAN generator."""
+  definition shared by the hierarchical VAE's decoder and the latent-vector GAN generator. `remat`
+  rematerialises each block (`layers.remat`; not with batch norm, whose `train` steers the call)."""
+  if remat and batch_norm:
+    raise ValueError("rematerialised decoder blocks cannot have batch norm")
   if arch == "sngan":
-    return [ConvBlock(chans[l + 1], (4, 4), up=True, num_classes=num_classes, batch_norm=batch_norm)
-            for l in range(len(chans) - 1)]
-  return [layers.ResidualBlock(chans[l + 1], "up", num_classes=num_classes, batch_norm=batch_norm)
-          for l in range(len(chans) - 1)]
+    return [layers.remat(ConvBlock, remat)(chans[l + 1], (4, 4), up=True, num_classes=num_classes,
+                                           batch_norm=batch_norm) for l in range(len(chans) - 1)]
+  return [layers.remat(layers.ResidualBlock, remat)(chans[l + 1], "up", num_classes=num_classes,
+                                                    batch_norm=batch_norm) for l in range(len(chans) - 1)]
 
 
-def encoder_blocks(arch: str, chans, num_classes: int = 0) -> list:
+def encoder_blocks(arch: str, chans, num_classes: int = 0, remat: bool = False) -> list:
   """The mirrored down-sampling stack, image resolution first (the decoder's transpose)."""
   top = len(chans) - 1
   if arch == "sngan":
-    return [ConvBlock(chans[l], (3, 3) if l == top else (4, 4), (1, 1) if l == top else (2, 2),
-                      num_classes=num_classes) for l in reversed(range(len(chans)))]
-  return [layers.ResidualBlock(chans[l], None if l == top else "down", num_classes=num_classes)
+    return [layers.remat(ConvBlock, remat)(chans[l], (3, 3) if l == top else (4, 4),
+                                           (1, 1) if l == top else (2, 2), num_classes=num_classes)
+            for l in reversed(range(len(chans)))]
+  return [layers.remat(layers.ResidualBlock, remat)(chans[l], None if l == top else "down",
+                                                    num_classes=num_classes)
           for l in reversed(range(len(chans)))]
 
 
@@ -191,6 +197,7 @@ class HierarchicalVAE(nn.Module):
   iaf: bool = False
   log_sigma_init: float = 0.0
   num_classes: int = 0
+  remat: bool = False     # rematerialise every block of both passes and every stochastic layer
 
   def setup(self):
     sizes, chans = architecture(self.arch, self.image_shape, self.width)
@@ -200,15 +207,16 @@ class HierarchicalVAE(nn.Module):
       raise ValueError(f"latent_levels must be in 0..{n} for {sizes[-1]}px images, got {self.latent_levels}")
     self.num_levels, self.num_stochastic, self.sizes = n, k, sizes
     top, nc = n - 1, self.num_classes
-    self.encoder = encoder_blocks(self.arch, chans, nc)
-    self.decoder = decoder_blocks(self.arch, chans, nc)
+    self.encoder = encoder_blocks(self.arch, chans, nc, remat=self.remat)
+    self.decoder = decoder_blocks(self.arch, chans, nc, remat=self.remat)
     if self.arch == "sngan":
       self.stem = self.final = None
     else:
       self.stem = layers.WNConv(max(8, int(round(16 * self.width))), num_classes=nc)
-      self.final = layers.ResidualBlock(chans[top], num_classes=nc)
-    self.stochastic = [StochasticLayer(chans[l], self.latent_channels, standard_prior=(l == 0),
-                                       iaf=self.iaf, num_classes=nc) for l in range(k)]
+      self.final = layers.remat(layers.ResidualBlock, self.remat)(chans[top], num_classes=nc)
+    self.stochastic = [layers.remat(StochasticLayer, self.remat)(
+        chans[l], self.latent_channels, standard_prior=(l == 0), iaf=self.iaf, num_classes=nc)
+        for l in range(k)]
     self.start = self.param("start", nn.initializers.normal(1.0), (1, sizes[0], sizes[0], chans[0]))
     self.out = layers.WNConv(self.image_shape[-1], num_classes=nc)
     self.log_sigma = self.param("log_sigma", nn.initializers.constant(self.log_sigma_init), ())
