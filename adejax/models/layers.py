@@ -22,6 +22,8 @@ import jax.numpy as jnp
 # jax.default_matmul_precision: `train.Trainer` traces its compiled functions inside `compute_dtype(...)`;
 # every model layer reads it through `conv_general_dilated` / `dot_general` below (flax's own
 # nn.Conv / nn.Dense through `Conv` / `Dense`). Outside the context everything is float32, as before.
+# It is read when a function is traced and jax.jit caches traces by function, so jit each function
+# under one policy (Trainer jits its own functions for its config's dtype).
 _COMPUTE_DTYPE: contextvars.ContextVar = contextvars.ContextVar("adejax_compute_dtype", default=None)
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -68,13 +70,25 @@ def Dense(*args, **kwargs) -> nn.Dense:  # noqa: N802
   return nn.Dense(*args, dot_general=dot_general, **kwargs)
 
 
-def ConvTranspose(*args, **kwargs) -> nn.ConvTranspose:  # noqa: N802
-  """flax's nn.ConvTranspose (same parameters and names) computing in the compute dtype, with a
-  float32 result."""
-  dtype = _COMPUTE_DTYPE.get()
-  if dtype is None:
-    return nn.ConvTranspose(*args, **kwargs)
-  return nn.ConvTranspose(*args, dtype=dtype, preferred_element_type=jnp.float32, **kwargs)
+class ConvTranspose(nn.Module):
+  """flax's nn.ConvTranspose (NHWC, kernel (kh, kw, in, out), bias; the same parameters, names and
+  function, tested) computing in the compute dtype: its operands go through the policy as every other
+  convolution's do, so its backward pass runs in the compute dtype too (nn.ConvTranspose's own
+  `dtype` with a float32 result would leave the backward convolutions in float32)."""
+  features: int
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  padding: str = "SAME"
+  kernel_init: Callable = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return conv_transpose(x, kernel, tuple(self.strides), self.padding) + bias
+
+
+conv_transpose = _in_compute_dtype(jax.lax.conv_transpose)
 
 
 def remat(module_class, enabled: bool = True, static_argnums=()):
