@@ -4,7 +4,6 @@ import glob
 import os
 import sys
 
-import jax
 import nbformat
 import pytest
 
@@ -44,11 +43,12 @@ def execute(name, tmp_path, **params):
 
 @pytest.fixture(scope="module")
 def kernel_env():
-  """One CPU device in the kernels (the tests' 4 virtual devices are for the sharding tests), and the
-  tests' compilation cache."""
+  """One CPU device in the kernels (the tests' 4 virtual devices are for the sharding tests), and no
+  persistent compilation cache (see conftest)."""
   saved = dict(os.environ)
   os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)  # conftest's
+  os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+  os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
   os.environ["MPLBACKEND"] = "Agg"
   yield
   os.environ.clear()

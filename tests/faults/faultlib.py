@@ -30,12 +30,13 @@ def small_idx_dir(path, n_train=64, n_test=16) -> str:
 
 
 def env(fault: str = "") -> dict:
-  """The subprocess environment: one CPU device, the suite's compilation cache, the planned fault."""
+  """The subprocess environment: one CPU device, no persistent compilation cache (see conftest), the
+  planned fault."""
   e = dict(os.environ)
   e.pop("XLA_FLAGS", None)
   e.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", ADEJAX_FAULT=fault,
-           JAX_COMPILATION_CACHE_DIR=os.environ.get("ADEJAX_TEST_JAX_CACHE", "/tmp/adejax_jax_cache"),
-           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", PYTHONPATH=ROOT)
+           JAX_ENABLE_COMPILATION_CACHE="false", PYTHONPATH=ROOT)
+  e.pop("JAX_COMPILATION_CACHE_DIR", None)
   return e
 
 
