@@ -3,7 +3,14 @@ compilation cache, and each test file's compiled programs released when it ends.
 import gc
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# Tests compile many small programs and run each a few times: XLA:CPU's backend optimisations cost more
+# than they save there (one tiny AV-ADE step: 132 s to compile and run at the default, 42 s without them).
+# Subprocesses the tests start (CLI runs, notebook kernels, multi-process workers) read this too.
+os.environ.setdefault("ADEJAX_TEST_XLA_FLAGS",
+                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+os.environ["XLA_FLAGS"] = " ".join(filter(None, (
+    os.environ.get("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),
+    os.environ["ADEJAX_TEST_XLA_FLAGS"])))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -10,7 +10,8 @@ import os
 import sys
 
 pid, nproc, port, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={4 // nproc}"
+os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={4 // nproc} "
+                           + os.environ.get("ADEJAX_TEST_XLA_FLAGS", ""))  # conftest's
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -46,7 +46,8 @@ def kernel_env():
   """One CPU device in the kernels (the tests' 4 virtual devices are for the sharding tests), and no
   persistent compilation cache (see conftest)."""
   saved = dict(os.environ)
-  os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=1 "
+                             + os.environ.get("ADEJAX_TEST_XLA_FLAGS", ""))  # conftest's
   os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
   os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
   os.environ["MPLBACKEND"] = "Agg"

@@ -33,7 +33,7 @@ def env(fault: str = "") -> dict:
   """The subprocess environment: one CPU device, no persistent compilation cache (see conftest), the
   planned fault."""
   e = dict(os.environ)
-  e.pop("XLA_FLAGS", None)
+  e["XLA_FLAGS"] = os.environ.get("ADEJAX_TEST_XLA_FLAGS", "")  # conftest's; one device
   e.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", ADEJAX_FAULT=fault,
            JAX_ENABLE_COMPILATION_CACHE="false", PYTHONPATH=ROOT)
   e.pop("JAX_COMPILATION_CACHE_DIR", None)
