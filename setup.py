@@ -30,6 +30,6 @@ setup(
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     # notebooks are executed by the tests (nbclient, in an ipykernel)
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.8", "nbclient>=0.10", "nbformat>=5.10",
                              "ipykernel>=6.29"]},
 )

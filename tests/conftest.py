@@ -70,3 +70,15 @@ def prepared_tfds_dir(tmp_path_factory):
   builder = AdejaxTinyStream(data_dir=path)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(max_shard_size=400))
   return path, builder.name
+
+
+# The longest test files, started first: with one test file per worker, a long file scheduled last runs
+# alone on one core while the other idles (the kill/resume test alone takes about 16 minutes).
+LONGEST_FIRST = ("faults/test_kill_resume.py", "test_critic.py", "faults/test_recovery.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  rank = lambda item: next((i for i, name in enumerate(LONGEST_FIRST)
+                            if item.nodeid.startswith("tests/" + name)), len(LONGEST_FIRST))
+  items.sort(key=rank)  # stable: the order within each file, and of the other files, is kept
