@@ -14,24 +14,24 @@ os.environ["XLA_FLAGS"] = " ".join(filter(None, (
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# No persistent compilation cache, here or in any subprocess (CLI runs, notebook kernels, workers): XLA:CPU
+# executables written to or read from it crashed test workers with SIGSEGV
+# (compilation_cache.get_executable_and_time / put_executable_and_time in jaxlib 0.10.2), and an xdist
+# master whose worker crashed could hang until CI's limit. Each test file compiles its own.
+os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-# No persistent compilation cache: XLA:CPU executables written to or read from it crashed test workers
-# with SIGSEGV (compilation_cache.get_executable_and_time / put_executable_and_time in jaxlib 0.10.2),
-# and an xdist master whose worker crashed could hang until CI's limit. Each test file compiles its own.
-jax.config.update("jax_enable_compilation_cache", False)
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-  """Each test file's compiled programs are released when the file ends (the persistent cache keeps
-  them on disk). A worker used to keep every file's executables: 8-9 GB per worker by the end of the
-  suite, and two workers plus the fault tests' subprocesses neared the machine's 24 GB."""
+  """Each test file's compiled programs are released when the file ends. A worker used to keep every
+  file's executables: 8-9 GB per worker by the end of the suite, and two workers plus the fault tests'
+  subprocesses neared the machine's 24 GB."""
   yield
   jax.clear_caches()
   gc.collect()

@@ -43,13 +43,11 @@ def execute(name, tmp_path, **params):
 
 @pytest.fixture(scope="module")
 def kernel_env():
-  """One CPU device in the kernels (the tests' 4 virtual devices are for the sharding tests), and no
-  persistent compilation cache (see conftest)."""
+  """One CPU device in the kernels (the tests' 4 virtual devices are for the sharding tests), with
+  conftest's compile flags."""
   saved = dict(os.environ)
   os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=1 "
                              + os.environ.get("ADEJAX_TEST_XLA_FLAGS", ""))  # conftest's
-  os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
-  os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
   os.environ["MPLBACKEND"] = "Agg"
   yield
   os.environ.clear()

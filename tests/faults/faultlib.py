@@ -30,13 +30,11 @@ def small_idx_dir(path, n_train=64, n_test=16) -> str:
 
 
 def env(fault: str = "") -> dict:
-  """The subprocess environment: one CPU device, no persistent compilation cache (see conftest), the
-  planned fault."""
+  """The subprocess environment: one CPU device, conftest's compile flags and settings, the planned
+  fault."""
   e = dict(os.environ)
   e["XLA_FLAGS"] = os.environ.get("ADEJAX_TEST_XLA_FLAGS", "")  # conftest's; one device
-  e.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", ADEJAX_FAULT=fault,
-           JAX_ENABLE_COMPILATION_CACHE="false", PYTHONPATH=ROOT)
-  e.pop("JAX_COMPILATION_CACHE_DIR", None)
+  e.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", ADEJAX_FAULT=fault, PYTHONPATH=ROOT)
   return e
 
 
