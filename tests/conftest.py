@@ -3,14 +3,14 @@ compilation cache, and each test file's compiled programs released when it ends.
 import gc
 import os
 
-# Tests compile many small programs and run each a few times, so XLA:CPU's compile time dominates. Its
-# backend optimisations off and its older loop emitters instead of the fusion emitters: one CLI launch of
-# the tiny AV-ADE config takes 25 s (34 s with the optimisations off alone; a tiny AV-ADE step compiled in
-# 35 s at the default settings, 17 s with the optimisations off, 10 s with both). Steps run up to 7x
-# slower, so a test whose time is in running steps starts a process without these (test_critic.py).
+# Tests compile many small programs and run each a few times: XLA:CPU's backend optimisations cost more
+# than they save there (one tiny AV-ADE step: 132 s to compile and run at the default, 42 s without them).
+# Steps run up to 7x slower, so a test whose time is in running steps starts a process without these
+# (test_critic.py). (XLA:CPU's older loop emitters, --xla_cpu_use_fusion_emitters=false, compiled
+# another 25% faster, but a test worker crashed with SIGSEGV running a GAN step compiled with them.)
 # Subprocesses the tests start (CLI runs, notebook kernels, multi-process workers) read this too.
-os.environ.setdefault("ADEJAX_TEST_XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-                      " --xla_cpu_use_fusion_emitters=false")
+os.environ.setdefault("ADEJAX_TEST_XLA_FLAGS",
+                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 os.environ["XLA_FLAGS"] = " ".join(filter(None, (
     os.environ.get("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),
     os.environ["ADEJAX_TEST_XLA_FLAGS"])))
