@@ -364,7 +364,10 @@ def _initialise_from(state: TrainState, other_workdir: str, image_shape) -> Trai
                                  "architecture than this config's")
   logging.info("Initialised the generator from %s (step %d).", other_workdir, int(restored.step))
   return state.replace(params=restored.params, batch_stats=restored.batch_stats,
-                       ema_params=restored.params if state.ema_params else state.ema_params)
+                       # a copy: the step donates the state, and one buffer donated as two leaves
+                       # is freed twice (a test worker died of SIGSEGV)
+                       ema_params=jax.tree.map(jnp.copy, restored.params) if state.ema_params
+                       else state.ema_params)
 
 
 def batch_stats_images(config, train_data=None) -> tuple[np.ndarray, np.ndarray]:
