@@ -1,6 +1,6 @@
 """Speed, measured: `python -m adejax.benchmark --config=configs/cifar_avade.py [--modes=vae,av-ade]
 [--batch=16,32,64] [--image_size=32,64] [--compute_dtypes=float32,bfloat16] [--devices=1,4] [--steps=10]
-[--breakdown] [--input] [--eval] [--json=FILE]`.
+[--breakdown] [--input] [--eval] [--loop] [--json=FILE]`.
 
 One row per compute dtype, device count, mode, image size and batch size: compile seconds, the median
 time of a compiled train step over --steps steps after warm-up, images/s, GFLOP per image (XLA's cost
@@ -17,6 +17,9 @@ and the host's peak memory (device memory where the backend reports it). Options
   --input      training throughput of the real loop's input path (host batches from the in-memory
                split, as train.py feeds them) against a device-resident batch: is the run input-bound?
   --eval       held-out bits/dim and sampling, per image, against a train step's per-image time
+  --loop       the real training loop (train.train_and_evaluate on the config's data for 4 x
+               train.log_every steps, the last 3 logging windows timed) against the bare step queued
+               back to back: the loop's overhead, with and without the logging step's gradient norms
   --image_size sizes to time beside the config's (e.g. 32,64,128: one more generator level per 2x)
   --compute_dtypes  train.compute_dtype values (bfloat16: bf16 convolutions and matmuls, float32 rest)
   --devices    the first N devices of the mesh (e.g. 1,4 with
@@ -263,6 +266,57 @@ def input_share(config, steps: int) -> dict:
           "input_overhead_percent": 100.0 * (t_fed - t_resident) / t_resident}
 
 
+def back_to_back(fn, *args, steps: int = 10, warmup: int = 2) -> float:
+  """Seconds per call of fn(*args) over `steps` calls queued back to back and synchronised once, after
+  `warmup` synchronised calls: the device's throughput, as a training loop that never waits runs it."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn(*args))
+  start = time.perf_counter()
+  for _ in range(steps - 1):
+    fn(*args)
+  jax.block_until_ready(fn(*args))
+  return (time.perf_counter() - start) / steps
+
+
+def loop_share(config, windows: int = 3) -> dict:
+  """The training loop as a run executes it (`train.train_and_evaluate`: host batches from the
+  in-memory split copied to the device, the donated state, one synchronising read of the metrics per
+  logging step, the logging step's instruments and progress line) against the bare compiled step
+  queued back to back on one device-resident batch. The loop is timed between the synchronisation
+  points of its logging steps, from the first (after the compilation) over `windows` logging windows
+  of train.log_every steps; the final evaluation, images and checkpoint come after the window. The
+  logging step's instruments (`Trainer.gradient_norms`) are also timed alone, so the loop's overhead is
+  shown with them and without them."""
+  import tempfile
+  from unittest import mock
+
+  every = config.train.log_every
+  n = every * (windows + 1)
+  c = ml_collections.ConfigDict(config.to_dict())
+  c.train.num_steps, c.train.image_every, c.ckpt.every, c.eval.every = n, n, n, 0
+  c.eval.num_examples = c.eval.batch_size  # the final evaluation is outside the window: keep it short
+  ticks = {}
+  tick = reporting.Reporter.tick
+
+  def recorded(self, step):  # called right after the logging step's synchronising read
+    ticks[step] = time.perf_counter()
+    tick(self, step)
+
+  with tempfile.TemporaryDirectory() as workdir, mock.patch.object(reporting.Reporter, "tick", recorded):
+    train.train_and_evaluate(c, workdir)
+  loop_s = (ticks[n] - ticks[every]) / (n - every)
+  prepared = PreparedStep(c)
+  stepper = prepared.stepper
+  bare_s = back_to_back(stepper, prepared.images, prepared.labels, steps=n - every)
+  norms_s = timed(lambda: stepper.trainer.gradient_norms(stepper.state, prepared.images, prepared.labels),
+                  steps=max(3, windows), warmup=1)
+  overhead = 100.0 * (loop_s - bare_s) / bare_s
+  norms = 100.0 * norms_s / every / bare_s
+  return {"loop_step_s": loop_s, "bare_step_s": bare_s, "steps_timed": n - every, "log_every": every,
+          "gradient_norms_s": norms_s, "loop_overhead_percent": overhead,
+          "gradient_norms_percent": norms, "loop_overhead_without_instruments_percent": overhead - norms}
+
+
 def eval_costs(config, steps: int) -> dict:
   """Per image: a train step, held-out bits/dim (the ELBO pass) and sampling."""
   trainer = train.Trainer(config, _shape(config))
@@ -282,7 +336,7 @@ def eval_costs(config, steps: int) -> dict:
 # ----------------------------------------------------------------------------- the report
 def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: int, *,
         dtypes=None, device_counts=None, with_breakdown: bool = False, with_input: bool = False,
-        with_eval: bool = False, before_timing=None) -> dict:
+        with_eval: bool = False, with_loop: bool = False, before_timing=None) -> dict:
   """One row per compute dtype x device count x mode x image size x batch (defaults: the config's), all
   compiled before any is timed (`before_timing()`, if given, runs in between: e.g. to wait for other
   processes sharing an accelerator), then the optional parts on the last mode at the config's dtype."""
@@ -321,6 +375,8 @@ def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: i
     report["input"] = input_share(first, steps)
   if with_eval:
     report["eval"] = eval_costs(first, steps)
+  if with_loop:
+    report["loop"] = loop_share(first)
   report["memory"] = peak_memory()
   return report
 
@@ -357,6 +413,14 @@ def format_report(report: dict) -> str:
     e = report["eval"]
     lines += ["", f"Per image: train step {e['train_ms_per_image']:.2f} ms, held-out bits/dim "
               f"{e['eval_bpd_ms_per_image']:.2f} ms, sampling {e['sample_ms_per_image']:.2f} ms."]
+  if "loop" in report:
+    lo = report["loop"]
+    lines += ["", f"Training loop: {lo['loop_step_s']:.4g} s/step over {lo['steps_timed']} steps between "
+              f"synchronised logging steps vs {lo['bare_step_s']:.4g} s/step for the bare step queued back to "
+              f"back ({lo['loop_overhead_percent']:+.1f}%); of that, the logging step's gradient norms "
+              f"({lo['gradient_norms_s']:.3g} s every {lo['log_every']} steps) "
+              f"{lo['gradient_norms_percent']:.1f}% and the rest of the loop "
+              f"{lo['loop_overhead_without_instruments_percent']:+.1f}%."]
   m = report["memory"]
   lines += ["", "Peak memory: host " + f"{m['host_peak_mib']:.0f} MiB"
             + (f", device {m['device_peak_mib']:.0f} MiB" if "device_peak_mib" in m else " (device: not reported)")]
@@ -391,7 +455,7 @@ def main(argv):
                                    "devices: XLA_FLAGS=--xla_force_host_platform_device_count=N)")
     report = run(config, modes, batches, sizes, FLAGS.steps, dtypes=FLAGS.compute_dtypes,
                  device_counts=counts, with_breakdown=FLAGS.breakdown, with_input=FLAGS.input,
-                 with_eval=FLAGS.eval)
+                 with_eval=FLAGS.eval, with_loop=FLAGS.loop)
     print(format_report(report))
     if FLAGS.json:
       reporting.write_json(FLAGS.json, report)
@@ -416,5 +480,6 @@ if __name__ == "__main__":
   flags.DEFINE_bool("breakdown", False, "Time the parts of the step (family ade).")
   flags.DEFINE_bool("input", False, "Compare host-fed steps with a device-resident batch.")
   flags.DEFINE_bool("eval", False, "Time held-out bits/dim and sampling per image.")
+  flags.DEFINE_bool("loop", False, "Time the real training loop against the bare step.")
   flags.DEFINE_string("json", "", "Also write the report as JSON here.")
   app.run(main, flags_parser=cli.flags_parser("adejax.benchmark"))

@@ -12,7 +12,7 @@ from configs import default
 def test_harness_reports_steps_parts_input_eval_and_memory(tmp_path):
   config = default.get_config("tiny")
   report = benchmark.run(config, ["vae", "av-ade"], [8], [16], steps=1, with_breakdown=True,
-                         with_input=True, with_eval=True)
+                         with_input=True, with_eval=True, with_loop=True)
   assert report["ceilings"]["matmul_gflops_per_s"] > 0 and report["ceilings"]["conv3x3_gflops_per_s"] > 0
   assert [(r["mode"], r["batch"]) for r in report["steps"]] == [("vae", 8), ("av-ade", 8)]
   for r in report["steps"]:
@@ -25,6 +25,10 @@ def test_harness_reports_steps_parts_input_eval_and_memory(tmp_path):
   assert all(p["gflop"] > 0 and p["seconds"] > 0 for p in parts.values())
   assert report["input"]["fed_step_s"] > 0 and report["eval"]["eval_bpd_ms_per_image"] > 0
   assert report["memory"]["host_peak_mib"] > 0
+  loop = report["loop"]  # the real loop over 3 logging windows (4 x log_every steps) against the bare step
+  assert loop["steps_timed"] == 3 * config.train.log_every and loop["loop_step_s"] > 0
+  assert loop["bare_step_s"] > 0 and loop["gradient_norms_s"] > 0
+  assert "Training loop:" in benchmark.format_report(report)
   text = benchmark.format_report(report)
   row = next(line for line in text.splitlines() if line.startswith("| av-ade |"))
   assert row.startswith("| av-ade | float32 | ") and "| 8 | 16 |" in row and "gradient penalty" in text
