@@ -102,8 +102,10 @@ def ceilings(dtypes=("float32",)) -> dict:
   """This process's rates on the simplest dense work, per compute dtype: an n^2 matmul (n = 2048 on a
   CPU, 8192 on an accelerator, where a smaller one does not fill the chip) and a 3x3 convolution (NHWC,
   32x32, 128 -> 128 channels, batch 64 on a CPU and 256 on an accelerator: the shape of a CIFAR
-  generator's middle layer). Keys: matmul_gflops_per_s, conv3x3_gflops_per_s (float32) and
-  matmul_<dtype>_gflops_per_s, conv3x3_<dtype>_gflops_per_s for the others."""
+  generator's middle layer), and the same convolution at 32 -> 32 channels (the width of f_psi's coupling
+  networks: narrow layers run fewer FLOP/s on the same machine). Keys: matmul_gflops_per_s,
+  conv3x3_gflops_per_s, conv3x3_w32_gflops_per_s (float32) and matmul_<dtype>_gflops_per_s,
+  conv3x3_<dtype>_gflops_per_s, conv3x3_w32_<dtype>_gflops_per_s for the others."""
   cpu = jax.devices()[0].platform == "cpu"
   n, batch = (2048, 64) if cpu else (8192, 256)
   k = jax.random.split(jax.random.key(0), 4)
@@ -116,6 +118,8 @@ def ceilings(dtypes=("float32",)) -> dict:
     suffix = "" if dtype == "float32" else f"_{dtype}"
     out[f"matmul{suffix}_gflops_per_s"] = _rate(jax.jit(jnp.matmul), 2 * n ** 3, a, b)
     out[f"conv3x3{suffix}_gflops_per_s"] = _rate(conv, 2 * batch * 32 * 32 * 128 * 128 * 9, x, w)
+    out[f"conv3x3_w32{suffix}_gflops_per_s"] = _rate(conv, 2 * batch * 32 * 32 * 32 * 32 * 9, x[..., :32],
+                                                     w[:, :, :32, :32])
   return out
 
 

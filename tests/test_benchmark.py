@@ -13,7 +13,8 @@ def test_harness_reports_steps_parts_input_eval_and_memory(tmp_path):
   config = default.get_config("tiny")
   report = benchmark.run(config, ["vae", "av-ade"], [8], [16], steps=1, with_breakdown=True,
                          with_input=True, with_eval=True, with_loop=True)
-  assert report["ceilings"]["matmul_gflops_per_s"] > 0 and report["ceilings"]["conv3x3_gflops_per_s"] > 0
+  c = report["ceilings"]
+  assert c["matmul_gflops_per_s"] > 0 and c["conv3x3_gflops_per_s"] > 0 and c["conv3x3_w32_gflops_per_s"] > 0
   assert [(r["mode"], r["batch"]) for r in report["steps"]] == [("vae", 8), ("av-ade", 8)]
   for r in report["steps"]:
     assert r["step_s"] > 0 and r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["compile_s"] > 0
