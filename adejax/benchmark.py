@@ -17,8 +17,8 @@ and the host's peak memory (device memory where the backend reports it). Options
   --input      training throughput of the real loop's input path (host batches from the in-memory
                split, as train.py feeds them) against a device-resident batch: is the run input-bound?
   --eval       held-out bits/dim and sampling, per image, against a train step's per-image time
-  --loop       the real training loop (train.train_and_evaluate on the config's data for 4 x
-               train.log_every steps, the last 3 logging windows timed) against the bare step queued
+  --loop       the real training loop (train.train_and_evaluate on the config's data for 6 x
+               train.log_every steps, the last 5 logging windows timed) against the bare step queued
                back to back: the loop's overhead, with and without the logging step's gradient norms
   --image_size sizes to time beside the config's (e.g. 32,64,128: one more generator level per 2x)
   --compute_dtypes  train.compute_dtype values (bfloat16: bf16 convolutions and matmuls, float32 rest)
@@ -282,13 +282,14 @@ def back_to_back(fn, *args, steps: int = 10, warmup: int = 2) -> float:
   return (time.perf_counter() - start) / steps
 
 
-def loop_share(config, windows: int = 3) -> dict:
+def loop_share(config, windows: int = 5) -> dict:
   """The training loop as a run executes it (`train.train_and_evaluate`: host batches from the
   in-memory split copied to the device, the donated state, one synchronising read of the metrics per
   logging step, the logging step's instruments and progress line) against the bare compiled step
   queued back to back on one device-resident batch. The loop is timed between the synchronisation
   points of its logging steps, from the first (after the compilation) over `windows` logging windows
-  of train.log_every steps; the final evaluation, images and checkpoint come after the window. The
+  of train.log_every steps, and the bare step over as many windows of as many steps; each is the
+  median window's seconds per step. The final evaluation, images and checkpoint come after. The
   logging step's instruments (`Trainer.gradient_norms`) are also timed alone, so the loop's overhead is
   shown with them and without them."""
   import tempfile
@@ -308,15 +309,18 @@ def loop_share(config, windows: int = 3) -> dict:
 
   with tempfile.TemporaryDirectory() as workdir, mock.patch.object(reporting.Reporter, "tick", recorded):
     train.train_and_evaluate(c, workdir)
-  loop_s = (ticks[n] - ticks[every]) / (n - every)
+  windows_s = [(ticks[every * (i + 1)] - ticks[every * i]) / every for i in range(1, windows + 1)]
   prepared = PreparedStep(c)
   stepper = prepared.stepper
-  bare_s = back_to_back(stepper, prepared.images, prepared.labels, steps=n - every)
+  bare_windows_s = [back_to_back(stepper, prepared.images, prepared.labels, steps=every, warmup=w)
+                    for w in [2] + [0] * (windows - 1)]
+  loop_s, bare_s = statistics.median(windows_s), statistics.median(bare_windows_s)
   norms_s = timed(lambda: stepper.trainer.gradient_norms(stepper.state, prepared.images, prepared.labels),
                   steps=max(3, windows), warmup=1)
   overhead = 100.0 * (loop_s - bare_s) / bare_s
   norms = 100.0 * norms_s / every / bare_s
-  return {"loop_step_s": loop_s, "bare_step_s": bare_s, "steps_timed": n - every, "log_every": every,
+  return {"loop_step_s": loop_s, "bare_step_s": bare_s, "loop_windows_s": windows_s,
+          "bare_windows_s": bare_windows_s, "steps_timed": n - every, "log_every": every,
           "gradient_norms_s": norms_s, "loop_overhead_percent": overhead,
           "gradient_norms_percent": norms, "loop_overhead_without_instruments_percent": overhead - norms}
 
@@ -419,9 +423,11 @@ def format_report(report: dict) -> str:
               f"{e['eval_bpd_ms_per_image']:.2f} ms, sampling {e['sample_ms_per_image']:.2f} ms."]
   if "loop" in report:
     lo = report["loop"]
-    lines += ["", f"Training loop: {lo['loop_step_s']:.4g} s/step over {lo['steps_timed']} steps between "
-              f"synchronised logging steps vs {lo['bare_step_s']:.4g} s/step for the bare step queued back to "
-              f"back ({lo['loop_overhead_percent']:+.1f}%); of that, the logging step's gradient norms "
+    spread = lambda ts: ", ".join(f"{t:.4g}" for t in ts)
+    lines += ["", f"Training loop: {lo['loop_step_s']:.4g} s/step (median of windows of {lo['log_every']} steps "
+              f"between synchronised logging steps: {spread(lo['loop_windows_s'])}) vs {lo['bare_step_s']:.4g} "
+              f"s/step for the bare step queued back to back ({spread(lo['bare_windows_s'])}): "
+              f"{lo['loop_overhead_percent']:+.1f}%; of that, the logging step's gradient norms "
               f"({lo['gradient_norms_s']:.3g} s every {lo['log_every']} steps) "
               f"{lo['gradient_norms_percent']:.1f}% and the rest of the loop "
               f"{lo['loop_overhead_without_instruments_percent']:+.1f}%."]
