@@ -11,21 +11,15 @@ VAE: likelihood only), and the GAN as the limit lambda_adv -> infinity. The pape
 GAN. Small scale as experiments/stacked.py (400 steps of the quarter-width models, one seed).
 """
 from adejax import sweep
+from experiments import stacked
 from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
 LAMBDAS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
 PAPER_LAMBDA = 100.0
-STACKED = "stacked_fashion_mnist_idx"
 
 
 def scaled(mode: str, scale: str):
-  c = sweep.apply_scale(CONFIGS[mode].get_config(), scale)
-  c.data.dataset = STACKED
-  if scale == "small":
-    c.train.num_steps, c.train.image_every, c.eval.every = 400, 200, 400
-  if scale == "tiny":
-    c.data.stacked_examples = 64
-  return c
+  return stacked.stacked(CONFIGS[mode].get_config(), scale, seed=0)  # the same runs as its seed 0
 
 
 def get_experiment(scale: str):
