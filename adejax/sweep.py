@@ -9,6 +9,7 @@ The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's
   --scale=small   the same structure at a budget a 2-core CPU runs (offline Fashion-MNIST)
   --scale=tiny    seconds per member (tests)
   --print_commands  one launch line per member (for a cluster scheduler), then a --collect_only line
+  --jobs=N        N members at once on a CPU host, each in its own process on its share of the cores
 """
 from __future__ import annotations
 
@@ -310,6 +311,80 @@ def run_member(member: Member, workdir: str) -> dict:
   return metrics
 
 
+JOB_CPUS_ENV = "ADEJAX_SWEEP_JOB_CPUS"  # set by --jobs in each member's process: the CPUs it runs on
+
+
+def cpu_slices(jobs: int) -> list[list[int]]:
+  """The CPUs this process may use, split into `jobs` contiguous slices (one per concurrent member)."""
+  cpus = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+          else list(range(os.cpu_count() or 1)))
+  if not 1 <= jobs <= len(cpus):
+    raise config_lib.ConfigError(f"--jobs={jobs}: must be between 1 and the {len(cpus)} CPUs this "
+                                 "process may use")
+  return [[int(c) for c in part] for part in np.array_split(cpus, jobs)]
+
+
+def pin_to_job_cpus() -> None:
+  """In a member's process started by --jobs: keep to its slice of the CPUs (XLA:CPU sizes its thread
+  pool from them when its backend starts), and refuse accelerators, which side-by-side members would
+  share."""
+  cpus = [int(c) for c in os.environ[JOB_CPUS_ENV].split(",")]
+  if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, cpus)
+  if jax.default_backend() != "cpu":
+    raise config_lib.ConfigError(
+        f"--jobs > 1 runs members side by side on this host's CPUs, but here they would share its "
+        f"{jax.default_backend()} devices: run one member per device instead (--print_commands).")
+  logging.info("Member process on CPUs %s (--jobs).",
+               sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus)
+
+
+def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int) -> list[str]:
+  """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
+  CPUs, with its output in workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
+  2-core host two members at once finish sooner than one after the other (README, "Sweeps"). Returns
+  the names of the members that failed; on Ctrl-C or SIGTERM the running members checkpoint and stop."""
+  import subprocess
+  import time
+
+  slices, logs = cpu_slices(jobs), os.path.join(workdir, "logs")
+  os.makedirs(logs, exist_ok=True)
+  pending = [m for m in members if not os.path.exists(os.path.join(workdir, m.name, "done.json"))]
+  running, failed, start = {}, [], time.time()
+  try:
+    while pending or running:
+      for slot in range(jobs):
+        if slot not in running and pending:
+          m = pending.pop(0)
+          path = os.path.join(logs, f"{m.name}.log")
+          log = open(path, "w")
+          command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
+                     f"--workdir={workdir}", f"--scale={scale}", f"--only={m.name}"]
+          env = {**os.environ, JOB_CPUS_ENV: ",".join(map(str, slices[slot]))}
+          proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+          running[slot] = (m.name, proc, log, path, time.time())
+          logging.info("%s: started on CPUs %s, output in %s.", m.name, slices[slot], path)
+      time.sleep(0.5)
+      for slot, (name, proc, log, path, began) in list(running.items()):
+        if proc.poll() is None:
+          continue
+        log.close()
+        del running[slot]
+        if proc.returncode:
+          failed.append(name)
+          logging.error("%s failed (exit status %d): see %s.", name, proc.returncode, path)
+        else:
+          logging.info("%s: finished in %.0f s.", name, time.time() - began)
+  finally:
+    for _, proc, log, _, _ in running.values():
+      proc.terminate()
+    for _, proc, log, _, _ in running.values():
+      proc.wait()
+      log.close()
+  logging.info("--jobs=%d: %d members in %.1f minutes.", jobs, len(members), (time.time() - start) / 60)
+  return failed
+
+
 def collect(members: list[Member], workdir: str) -> list[dict]:
   rows = []
   for m in members:
@@ -484,6 +559,8 @@ def main(argv):
 
   reporting.quiet_library_logs()
   with cli.user_errors("adejax.sweep"):
+    if os.environ.get(JOB_CPUS_ENV):
+      pin_to_job_cpus()  # before anything starts XLA's thread pool
     command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])
     if FLAGS.combine:
       if not FLAGS.report:
@@ -501,15 +578,26 @@ def main(argv):
       base = f"python -m adejax.sweep --experiment={FLAGS.experiment} --workdir={FLAGS.workdir} --scale={FLAGS.scale}"
       print("\n".join([f"{base} --only={n}" for n in names] + [f"{base} --collect_only"]))
       return
+    chosen = [m for m in members if not FLAGS.only or m.name in FLAGS.only]
+    if os.environ.get(JOB_CPUS_ENV):  # one member's process under --jobs: the parent collects
+      for m in chosen:
+        run_member(m, os.path.join(FLAGS.workdir, m.name))
+      return
+    failed = []
     if not FLAGS.collect_only:
-      for m in members:
-        if not FLAGS.only or m.name in FLAGS.only:
+      if FLAGS.jobs > 1:
+        failed = run_parallel(chosen, FLAGS.experiment, FLAGS.workdir, FLAGS.scale, FLAGS.jobs)
+      else:
+        for m in chosen:
           run_member(m, os.path.join(FLAGS.workdir, m.name))
     rows = collect(members, FLAGS.workdir)
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
     if FLAGS.report:
       # the command that regenerates everything (a --collect_only call only gathers finished runs)
       print("Wrote", write_report(rows, FLAGS.report, command))
+    if failed:
+      raise config_lib.ConfigError(f"members failed: {', '.join(failed)} (their logs are in "
+                                   f"{os.path.join(FLAGS.workdir, 'logs')}); run again to retry them")
 
 
 if __name__ == "__main__":
@@ -518,6 +606,8 @@ if __name__ == "__main__":
   flags.DEFINE_enum("scale", "full", list(SCALES), "full (paper), small (2-core CPU), tiny (tests).")
   flags.DEFINE_list("only", [], "Run only these members.")
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
+  flags.DEFINE_integer("jobs", 1, "Members run at once, each in its own process on its share of this "
+                       "host's CPU cores (CPU hosts; on accelerators use --print_commands).")
   flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
   flags.DEFINE_string("report", "", "Also write REPORT.md (command + table) and REPORT.png (scatter).")
   flags.DEFINE_list("combine", [], "Sweeps' results (workdirs or results CSVs) to put in one --report "

@@ -93,6 +93,44 @@ def test_print_commands_one_line_per_member(tmp_path):
   assert len(lines) == 7 and lines[0].endswith("--only=gan_rd") and lines[-1].endswith("--collect_only")
 
 
+def test_jobs_run_members_side_by_side_each_on_its_own_cpus(tmp_path):
+  """--jobs=2: each member in its own process on its share of the CPUs, with its own log; a member that
+  fails is named (exit 2) while the others finish and are collected."""
+  from test_input_pipeline import make_idx_dir
+
+  (tmp_path / "idx").mkdir()
+  make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
+  experiment = tmp_path / "two.py"
+  experiment.write_text(f"""
+from adejax import sweep
+from configs import default
+
+def get_experiment(scale):
+  members = []
+  for name, idx in (("vae", {str(tmp_path / "idx")!r}), ("no_data", {str(tmp_path / "missing")!r})):
+    c = default.get_config("tiny")
+    c.mode, c.data.idx_dir, c.eval.num_fid_samples = "vae", idx, 0
+    members.append(sweep.Member(name, c))
+  return members
+""")
+  root = tmp_path / "sweep"
+  out = subprocess.run([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
+                        f"--workdir={root}", "--scale=tiny", "--jobs=2"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert "members failed: no_data" in out.stderr.splitlines()[-1]
+  assert (root / "vae" / "done.json").exists() and not (root / "no_data" / "done.json").exists()
+  assert "| vae |" in (root / "results.md").read_text()  # the finished member is collected
+  logs = {n: (root / "logs" / f"{n}.log").read_text() for n in ("vae", "no_data")}
+  assert "DataError" in logs["no_data"] or "error:" in logs["no_data"]
+  slices = sweep.cpu_slices(2) if len(os.sched_getaffinity(0)) >= 2 else None
+  if slices:  # each member's process ran on its own slice
+    pinned = [next(l for l in logs[n].splitlines() if "Member process on CPUs" in l) for n in logs]
+    assert sorted(p.split("CPUs ")[1].split(" (")[0] for p in pinned) == sorted(map(str, slices))
+  with pytest.raises(sweep.config_lib.ConfigError, match="--jobs=99"):
+    sweep.cpu_slices(99)
+
+
 def test_report_keeps_the_discussion(tmp_path):
   root = str(tmp_path)
   with open(os.path.join(root, "results.md"), "w") as f:
