@@ -11,7 +11,8 @@ Members: GAN, VAE, V-ADE, AV-GDE, AV-ADE and papers/003's Glow-decoder VAE, thre
 PacGAN-style variant with a discriminator a quarter of the generator's width (`_smalld`) for the GAN
 and AV-ADE, where GANs are known to collapse. Small scale: the ablation's quarter-width models, 400
 steps of batch 64 (about 25,600 images, a fifth of an epoch of the 128,000 stacked training images);
-the whole sweep takes about two hours on 2 CPU cores.
+the 24 runs take about 140 minutes one after the other on 2 CPU cores, about 120 with --jobs=2
+(docs/results/stacked_small.md, "Budget").
 
 The published numbers (`paper_modes`, `paper_modes_kl`) are for stacked MNIST, not Fashion-MNIST:
 DCGAN 99 modes (KL 3.4) in the VEEGAN paper and 78.9 +- 6.5 (KL 4.50) in PacGAN's reimplementation,
