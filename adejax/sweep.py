@@ -13,6 +13,7 @@ The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
@@ -311,6 +312,10 @@ def run_member(member: Member, workdir: str) -> dict:
   return metrics
 
 
+class Stopped(Exception):
+  """A --jobs sweep stopped by SIGTERM after its running members saved their checkpoints."""
+
+
 JOB_CPUS_ENV = "ADEJAX_SWEEP_JOB_CPUS"  # set by --jobs in each member's process: the CPUs it runs on
 
 
@@ -343,16 +348,19 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
   CPUs, with its output in workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
   2-core host two members at once finish sooner than one after the other (README, "Sweeps"). Returns
-  the names of the members that failed; on Ctrl-C or SIGTERM the running members checkpoint and stop."""
+  the names of the members that failed. On Ctrl-C or SIGTERM the running members save a checkpoint of
+  their step and stop (SIGTERM then raises `Stopped`), and the same command resumes them."""
+  import signal
   import subprocess
   import time
 
   slices, logs = cpu_slices(jobs), os.path.join(workdir, "logs")
   os.makedirs(logs, exist_ok=True)
   pending = [m for m in members if not os.path.exists(os.path.join(workdir, m.name, "done.json"))]
-  running, failed, start = {}, [], time.time()
+  running, failed, start, stop = {}, [], time.time(), []
+  previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
   try:
-    while pending or running:
+    while (pending or running) and not stop:
       for slot in range(jobs):
         if slot not in running and pending:
           m = pending.pop(0)
@@ -376,11 +384,15 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
         else:
           logging.info("%s: finished in %.0f s.", name, time.time() - began)
   finally:
+    signal.signal(signal.SIGTERM, previous)
     for _, proc, log, _, _ in running.values():
-      proc.terminate()
+      proc.terminate()  # SIGTERM: the member saves a checkpoint of its step and exits
     for _, proc, log, _, _ in running.values():
       proc.wait()
       log.close()
+  if stop:
+    raise Stopped(f"SIGTERM: the running members ({', '.join(r[0] for r in running.values())}) saved a "
+                  "checkpoint of their step; run the same command again to resume them.")
   logging.info("--jobs=%d: %d members in %.1f minutes.", jobs, len(members), (time.time() - start) / 60)
   return failed
 
@@ -553,12 +565,21 @@ def write_report(rows: list[dict], stem: str, command: str) -> str:
 FLAGS = flags.FLAGS
 
 
+@contextlib.contextmanager
+def _stopped_exits_0():
+  try:
+    yield
+  except Stopped as e:  # as a training run does on SIGTERM (adejax.cli)
+    print(f"adejax.sweep: stopped by {e}", file=sys.stderr)
+    sys.exit(0)
+
+
 def main(argv):
   del argv
   from adejax import cli
 
   reporting.quiet_library_logs()
-  with cli.user_errors("adejax.sweep"):
+  with cli.user_errors("adejax.sweep"), _stopped_exits_0():
     if os.environ.get(JOB_CPUS_ENV):
       pin_to_job_cpus()  # before anything starts XLA's thread pool
     command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])

@@ -131,6 +131,44 @@ def get_experiment(scale):
     sweep.cpu_slices(99)
 
 
+def test_sigterm_stops_a_jobs_sweep_after_its_members_checkpoint(tmp_path):
+  """SIGTERM to a --jobs sweep reaches its running members: each saves a checkpoint of its step, and the
+  sweep exits 0 saying how to resume, leaving no member process behind."""
+  import signal
+  import time
+
+  from test_input_pipeline import make_idx_dir
+
+  (tmp_path / "idx").mkdir()
+  make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
+  experiment = tmp_path / "long.py"
+  experiment.write_text(f"""
+from adejax import sweep
+from configs import default
+
+def get_experiment(scale):
+  c = default.get_config("tiny")
+  c.mode, c.data.idx_dir = "vae", {str(tmp_path / "idx")!r}
+  c.train.num_steps, c.train.log_every = 100_000, 1
+  return [sweep.Member("long", c)]
+""")
+  root = tmp_path / "sweep"
+  parent = subprocess.Popen([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
+                             f"--workdir={root}", "--scale=tiny", "--jobs=2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  log, deadline = root / "logs" / "long.log", time.time() + 300
+  while not (log.exists() and "train/" in log.read_text()):  # the member is taking steps
+    assert time.time() < deadline and parent.poll() is None, parent.communicate()[1][-2000:]
+    time.sleep(0.5)
+  parent.send_signal(signal.SIGTERM)
+  _, err = parent.communicate(timeout=120)
+  assert parent.returncode == 0, err[-2000:]
+  assert "stopped by SIGTERM" in err and "(long)" in err and "again to resume" in err
+  assert "stopped by SIGTERM at step" in log.read_text()  # the member's own checkpoint message
+  assert os.listdir(root / "long" / "checkpoints")
+  assert not (root / "long" / "done.json").exists()
+
+
 def test_report_keeps_the_discussion(tmp_path):
   root = str(tmp_path)
   with open(os.path.join(root, "results.md"), "w") as f:
