@@ -348,9 +348,9 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
   CPUs, with its output in workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
   2-core host two members at once finish sooner than one after the other (README, "The paper's
-  experiments"). Returns
-  the names of the members that failed. On Ctrl-C or SIGTERM the running members save a checkpoint of
-  their step and stop (SIGTERM then raises `Stopped`), and the same command resumes them."""
+  experiments"). Returns the names of the members that failed. On Ctrl-C or SIGTERM the running
+  members save a checkpoint of their step and stop (SIGTERM then raises `Stopped`), and the same
+  command resumes them."""
   import signal
   import subprocess
   import time
