@@ -336,12 +336,12 @@ def pin_to_job_cpus() -> None:
   cpus = [int(c) for c in os.environ[JOB_CPUS_ENV].split(",")]
   if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, cpus)
+    cpus = sorted(os.sched_getaffinity(0))  # what the process now runs on
   if jax.default_backend() != "cpu":
     raise config_lib.ConfigError(
         f"--jobs > 1 runs members side by side on this host's CPUs, but here they would share its "
         f"{jax.default_backend()} devices: run one member per device instead (--print_commands).")
-  logging.info("Member process on CPUs %s (--jobs).",
-               sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus)
+  logging.info("Member process on CPUs %s (--jobs).", cpus)
 
 
 def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int) -> list[str]:
@@ -581,7 +581,8 @@ def main(argv):
 
   reporting.quiet_library_logs()
   with cli.user_errors("adejax.sweep"), _stopped_exits_0():
-    if os.environ.get(JOB_CPUS_ENV):
+    member_process = bool(os.environ.get(JOB_CPUS_ENV))  # one member's process under --jobs
+    if member_process:
       pin_to_job_cpus()  # before anything starts XLA's thread pool
     command = " ".join(["python -m adejax.sweep"] + [a for a in sys.argv[1:] if a != "--collect_only"])
     if FLAGS.combine:
@@ -601,13 +602,13 @@ def main(argv):
       print("\n".join([f"{base} --only={n}" for n in names] + [f"{base} --collect_only"]))
       return
     chosen = [m for m in members if not FLAGS.only or m.name in FLAGS.only]
-    if os.environ.get(JOB_CPUS_ENV):  # one member's process under --jobs: the parent collects
+    if member_process:  # the parent collects
       for m in chosen:
         run_member(m, os.path.join(FLAGS.workdir, m.name))
       return
     failed = []
     if not FLAGS.collect_only:
-      if FLAGS.jobs > 1:
+      if FLAGS.jobs != 1:  # (cpu_slices refuses 0 and more jobs than CPUs)
         failed = run_parallel(chosen, FLAGS.experiment, FLAGS.workdir, FLAGS.scale, FLAGS.jobs)
       else:
         for m in chosen:

@@ -93,21 +93,25 @@ def test_print_commands_one_line_per_member(tmp_path):
   assert len(lines) == 7 and lines[0].endswith("--only=gan_rd") and lines[-1].endswith("--collect_only")
 
 
-def test_jobs_run_members_side_by_side_each_on_its_own_cpus(tmp_path):
-  """--jobs=2: each member in its own process on its share of the CPUs, with its own log; a member that
-  fails is named (exit 2) while the others finish and are collected."""
+def _experiment_file(tmp_path, name: str, body: str):
+  """An experiment file whose members train on a tiny IDX dataset at tmp_path/idx (its path: {idx})."""
   from test_input_pipeline import make_idx_dir
 
   (tmp_path / "idx").mkdir()
   make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
-  experiment = tmp_path / "two.py"
-  experiment.write_text(f"""
-from adejax import sweep
-from configs import default
+  path = tmp_path / name
+  path.write_text("from adejax import sweep\nfrom configs import default\n\n"
+                  + body.replace("{idx}", repr(str(tmp_path / "idx"))))
+  return path
 
+
+def test_jobs_run_members_side_by_side_each_on_its_own_cpus(tmp_path):
+  """--jobs=2: each member in its own process on its share of the CPUs, with its own log; a member that
+  fails is named (exit 2) while the others finish and are collected."""
+  experiment = _experiment_file(tmp_path, "two.py", f"""
 def get_experiment(scale):
   members = []
-  for name, idx in (("vae", {str(tmp_path / "idx")!r}), ("no_data", {str(tmp_path / "missing")!r})):
+  for name, idx in (("vae", {{idx}}), ("no_data", {str(tmp_path / "missing")!r})):
     c = default.get_config("tiny")
     c.mode, c.data.idx_dir, c.eval.num_fid_samples = "vae", idx, 0
     members.append(sweep.Member(name, c))
@@ -122,7 +126,7 @@ def get_experiment(scale):
   assert (root / "vae" / "done.json").exists() and not (root / "no_data" / "done.json").exists()
   assert "| vae |" in (root / "results.md").read_text()  # the finished member is collected
   logs = {n: (root / "logs" / f"{n}.log").read_text() for n in ("vae", "no_data")}
-  assert "DataError" in logs["no_data"] or "error:" in logs["no_data"]
+  assert "adejax.sweep: error:" in logs["no_data"]  # the member's own one-line error
   slices = sweep.cpu_slices(2) if len(os.sched_getaffinity(0)) >= 2 else None
   if slices:  # each member's process ran on its own slice
     pinned = [next(l for l in logs[n].splitlines() if "Member process on CPUs" in l) for n in logs]
@@ -137,18 +141,10 @@ def test_sigterm_stops_a_jobs_sweep_after_its_members_checkpoint(tmp_path):
   import signal
   import time
 
-  from test_input_pipeline import make_idx_dir
-
-  (tmp_path / "idx").mkdir()
-  make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
-  experiment = tmp_path / "long.py"
-  experiment.write_text(f"""
-from adejax import sweep
-from configs import default
-
+  experiment = _experiment_file(tmp_path, "long.py", """
 def get_experiment(scale):
   c = default.get_config("tiny")
-  c.mode, c.data.idx_dir = "vae", {str(tmp_path / "idx")!r}
+  c.mode, c.data.idx_dir = "vae", {idx}
   c.train.num_steps, c.train.log_every = 100_000, 1
   return [sweep.Member("long", c)]
 """)
@@ -167,6 +163,8 @@ def get_experiment(scale):
   assert "stopped by SIGTERM at step" in log.read_text()  # the member's own checkpoint message
   assert os.listdir(root / "long" / "checkpoints")
   assert not (root / "long" / "done.json").exists()
+  leftover = subprocess.run(["pgrep", "-f", "--", f"--workdir={root}"], capture_output=True, text=True)
+  assert leftover.returncode == 1, f"member processes left running: {leftover.stdout}"
 
 
 def test_report_keeps_the_discussion(tmp_path):
