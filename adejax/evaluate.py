@@ -6,6 +6,7 @@ DIR/eval/metrics.json, sample grids at several temperatures and real|reconstruct
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
@@ -137,15 +138,24 @@ def domain_features(config, test_data):
       test_data, steps=config.eval.classifier_steps)
 
 
-def mode_metrics(samples: np.ndarray, test_data, domain) -> dict:
+def mode_metrics(samples: np.ndarray, test_data, domain, cache_dir: str = "") -> dict:
   """Modes covered out of 1000 and KL(histogram || uniform) of stacked samples, and the same for as
   many held-out real stacked images (the ceiling the classifier allows), with its accuracy. `domain`:
-  `domain_features` of the stacked dataset."""
+  `domain_features` of the stacked dataset. With `cache_dir`, the ceiling is computed once per
+  classifier and set of real images (keyed by their bytes) and read back by every later run."""
   _, info = domain
   logits = lambda x: info["per_channel"](x)[1]
   n = min(len(samples), len(test_data))
   fake = modes.coverage(modes.modes_of(modes.classify_channels(logits, samples)))
-  real = modes.coverage(modes.modes_of(modes.classify_channels(logits, test_data.images[:n])))
+  real_images = np.ascontiguousarray(test_data.images[:n])
+  compute_real = lambda: modes.coverage(modes.modes_of(modes.classify_channels(logits, real_images)))
+  if cache_dir:
+    key = hashlib.sha1(real_images).hexdigest()[:20]
+    classifier = f"{info['dataset'].replace('/', '_')}_v{domain_classifier.RECIPE_VERSION}_{info['steps']}"
+    real = reporting.cached_json(os.path.join(cache_dir, f"modes_real_{classifier}_{n}_{key}.json"),
+                                 compute_real)
+  else:
+    real = compute_real()
   return {"modes": fake["modes"], "modes_kl": fake["kl"], "modes_samples": len(samples),
           "modes_real": real["modes"], "modes_kl_real": real["kl"], "modes_real_images": n,
           "mode_classifier_accuracy": info["test_accuracy"]}
@@ -198,7 +208,7 @@ def evaluate_run(config, workdir: str) -> dict:
         metrics.update(critic.wasserstein_estimate(eval_data.images[:n], samples[:n],
                                                    steps=config.eval.critic_steps, seed=config.seed))
     if m:
-      metrics.update(mode_metrics(samples[:m], eval_data, domain))
+      metrics.update(mode_metrics(samples[:m], eval_data, domain, feature_cache_dir(config)))
   if jax.process_index() == 0:
     write_samples(trainer, state, out_dir, config.eval.num_samples)
     real, real_labels = eval_data.images[:config.eval.num_samples], eval_data.labels[:config.eval.num_samples]

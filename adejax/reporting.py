@@ -89,6 +89,21 @@ def write_json(path: str, payload: dict) -> None:
   write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
+
+def cached_json(path: str, compute) -> dict:
+  """`compute()`'s dict, computed once and kept as JSON at `path` (written atomically); an unreadable
+  cache file is computed again and replaced."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    pass
+  except (OSError, ValueError) as e:
+    logging.warning("Cache %s is unreadable (%s): computing it again.", path, e)
+  payload = compute()
+  write_json(path, payload)
+  return payload
+
 class Reporter:
   """TensorBoard + console scalars on process 0, progress/ETA, and image grids under workdir/samples."""
 

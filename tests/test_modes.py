@@ -90,6 +90,30 @@ def test_channel_classification_and_stacked_features(idx_dir):
   np.testing.assert_array_equal(np.argmax(logits, -1), data.labels[:6])
 
 
+def test_the_real_ceiling_is_cached_per_classifier_and_real_images(tmp_path, idx_dir):
+  data = ip.load_split(stacked_config(idx_dir, 40).data, "test")
+  calls = []
+  def per_channel(x):  # a made-up classifier: the class is the channel's mean intensity bucket
+    calls.append(len(x))
+    return None, np.eye(10)[(x.reshape(len(x), -1).mean(-1) / 25.6).astype(int)]
+  domain = (None, {"per_channel": per_channel, "dataset": "stacked", "steps": 1, "test_accuracy": 1.0})
+  fake = data.images[::-1]
+  plain = evaluate.mode_metrics(fake, data, domain)
+  cache = tmp_path / "cache"
+  first = evaluate.mode_metrics(fake, data, domain, str(cache))
+  assert first == plain
+  files = list(cache.glob("modes_real_*.json"))
+  assert len(files) == 1
+  files[0].write_text('{"modes": 7, "kl": 0.5}')  # a later run reads the ceiling, not recomputes it
+  calls.clear()
+  again = evaluate.mode_metrics(fake, data, domain, str(cache))
+  assert (again["modes_real"], again["modes_kl_real"]) == (7, 0.5) and again["modes"] == plain["modes"]
+  assert sum(calls) == 3 * len(fake)  # only the samples' three channels were classified
+  fewer = evaluate.mode_metrics(fake[:20], data, domain, str(cache))  # other real images: own entry
+  assert len(list(cache.glob("modes_real_*.json"))) == 2 and fewer["modes_real_images"] == 20
+  files[0].write_text("{not json")  # a corrupt cache is computed again
+  assert evaluate.mode_metrics(fake, data, domain, str(cache)) == plain
+
 def test_a_tiny_stacked_run_reports_modes_beside_the_real_data_ceiling(tmp_path, idx_dir):
   c = default.get_config("tiny")
   c.data.dataset, c.data.idx_dir, c.data.stacked_examples = "stacked_fashion_mnist_idx", str(idx_dir), 64
