@@ -8,21 +8,19 @@ Fashion-MNIST (1000 modes).
 One run per point: lambda_adv in (0, 1, 3, 10, 30, 100) for both models (lambda_adv = 0 is V-ADE / the
 VAE: likelihood only), and the GAN as the limit lambda_adv -> infinity. The paper's models are marked
 (stars in the plot): V-ADE and VAE (lambda 0), AV-ADE and AV-GDE at the paper's lambda_adv = 100, the
-GAN. Small scale: experiments/stacked.py's quarter-width models and seed 0, at 400 steps (the stacked
-experiment's budget before it went to 250 steps to fit two hours; docs/results/frontier.md was measured
-at 400, as were stacked's 400-step runs in docs/results/stacked_small_400steps.md, whose seed 0 it shares).
+GAN. Small scale: experiments/stacked.py's quarter-width models at 400 steps, one seed: the runs of
+experiments/stacked_400steps.py's seed 0 (docs/results/stacked_small_400steps.md), which it shares.
 """
 from adejax import sweep
-from experiments import stacked
+from experiments import stacked, stacked_400steps
 from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
 LAMBDAS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
 PAPER_LAMBDA = 100.0
-FRONTIER_STEPS = 400
 
 
 def scaled(mode: str, scale: str):
-  return stacked.stacked(CONFIGS[mode].get_config(), scale, seed=0, small_steps=FRONTIER_STEPS)
+  return stacked.stacked(CONFIGS[mode].get_config(), scale, seed=0, small_steps=stacked_400steps.SMALL_STEPS)
 
 
 def get_experiment(scale: str):

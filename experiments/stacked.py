@@ -52,17 +52,17 @@ def stacked(config, scale: str, seed: int, small_steps: int = SMALL_STEPS):
   return c
 
 
-def get_experiment(scale: str):
+def get_experiment(scale: str, small_steps: int = SMALL_STEPS):
   members = []
   for seed in SEEDS[: 1 if scale == "tiny" else None]:
     for mode, config_file in CONFIGS.items():
-      c = stacked(config_file.get_config(), scale, seed)
+      c = stacked(config_file.get_config(), scale, seed, small_steps)
       members.append(sweep.Member(f"{mode}_s{seed}", c, PUBLISHED.get(mode, {}), group=mode))
       if mode in ("gan", "av-ade"):
-        small = stacked(config_file.get_config(), scale, seed)
+        small = stacked(config_file.get_config(), scale, seed, small_steps)
         small.model.disc_width = small.model.width / 4
         members.append(sweep.Member(f"{mode}_smalld_s{seed}", small, PUBLISHED.get(f"{mode}_smalld", {}),
                                     group=f"{mode}_smalld"))
-    glow = stacked(cifar_glow_vae.get_config(), scale, seed)
+    glow = stacked(cifar_glow_vae.get_config(), scale, seed, small_steps)
     members.append(sweep.Member(f"glow-vae_s{seed}", glow, group="glow-vae"))
   return members
