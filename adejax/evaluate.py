@@ -182,13 +182,22 @@ def _domain_metrics(config, samples, labels, test_data, real, out_dir: str, doma
   return metrics
 
 
-def evaluate_run(config, workdir: str) -> dict:
-  trainer, state, eval_data = restore_trainer(config, workdir)
+def evaluate_run(config, workdir: str, trained=None) -> dict:
+  """Every metric of the run's latest checkpoint. `trained`: what `train.train` returned for this
+  config and workdir; its final state and bits/dim are used instead of restoring and recomputing them
+  (the same numbers: the checkpoint holds that state)."""
+  if trained is not None and trained.eval_state is not None:
+    trainer, state, eval_data = trained.trainer, trained.eval_state, trained.eval_data
+  else:
+    trainer, state, eval_data = restore_trainer(config, workdir)
   step = int(jax.device_get(state.step))
   logging.info("Evaluating step %d on %s/%s.", step, config.data.dataset, config.data.eval_split)
-  metrics = trainer.evaluate(state, eval_data, batch_size=config.eval.batch_size,
-                             num_examples=config.eval.num_examples,
-                             iwae_samples=config.eval.iwae_samples, seed=config.seed)
+  if trained is not None and trained.eval_state is not None and not config.eval.iwae_samples:
+    metrics = dict(trained.metrics)  # the final step's evaluation, with the same arguments
+  else:
+    metrics = trainer.evaluate(state, eval_data, batch_size=config.eval.batch_size,
+                               num_examples=config.eval.num_examples,
+                               iwae_samples=config.eval.iwae_samples, seed=config.seed)
   metrics["step"] = step
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)

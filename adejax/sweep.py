@@ -305,8 +305,8 @@ def run_member(member: Member, workdir: str) -> dict:
   if os.path.exists(done):
     logging.info("%s: finished earlier, skipping.", member.name)
     return json.load(open(done))
-  train.train_and_evaluate(member.config, workdir)
-  metrics = evaluate.evaluate_run(member.config, workdir)
+  trained = train.train(member.config, workdir)
+  metrics = evaluate.evaluate_run(member.config, workdir, trained)  # no restore of what it just trained
   metrics["generator_params"] = generator_param_count(member.config)
   reporting.write_json(done, metrics)
   return metrics

@@ -16,7 +16,7 @@ import math
 import os
 import signal
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -429,12 +429,26 @@ def _check_progress(state: TrainState, step: int, limit: int, ckpt: checkpointin
       "optim.lr, set optim.grad_clip or check the data, then resume (or restart from that checkpoint).")
 
 
+class Trained(NamedTuple):
+  """What a finished training run holds in memory: `evaluate.evaluate_run(..., trained=...)` scores it
+  without restoring the checkpoint it just wrote or recomputing the final step's bits/dim."""
+  trainer: Trainer
+  eval_state: Any           # the final state with evaluation batch-norm statistics (None if no step ran)
+  eval_data: Any
+  metrics: dict[str, float]  # the final step's held-out metrics ({} if no step ran)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        progress_bar: bool = False) -> dict[str, float]:
   """Train from the latest checkpoint in `workdir` (or from scratch); returns the final eval metrics.
   Raises `Interrupted` after SIGTERM / Ctrl-C (a checkpoint of the current step is saved first) and
   `RunawayError` when train.max_consecutive_skips consecutive steps skipped their update.
   progress_bar: also show a tqdm bar (notebooks) with the latest train/eval bits/dim."""
+  return train(config, workdir, progress_bar).metrics
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool = False) -> Trained:
+  """`train_and_evaluate`, returning the trained model in memory as well (`Trained`)."""
   config_lib.validate(config)
   config_lib.check_devices(config, jax.device_count())
   _prepare_workdir(workdir)
@@ -449,7 +463,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         "checkpoints are intact. Free some space, then re-run the same command to resume.") from None
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) -> dict[str, float]:
+def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) -> Trained:
   eval_data = input_pipeline.load_split(config.data, config.data.eval_split)
   train_data = None if config.data.stream else input_pipeline.load_split(config.data,
                                                                          config.data.train_split)
@@ -487,6 +501,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) 
   fixed = slice(0, min(config.eval.num_samples, len(eval_data)))
   fixed_real, fixed_labels = eval_data.images[fixed], eval_data.labels[fixed]
   last_eval: dict[str, float] = {}
+  view, evaluated_at = None, -1
   pending: list[dict] = []
 
   def save(state, step):
@@ -528,7 +543,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) 
                                  fixed_real, trainer.reconstruct(view, fixed_real,
                                                                  labels=fixed_labels))})
       if eval_due:
-        last_eval = trainer.evaluate(view, eval_data, **eval_kw)
+        last_eval, evaluated_at = trainer.evaluate(view, eval_data, **eval_kw), step
         writer.scalars(step, last_eval, prefix="eval")
       if step % config.ckpt.every == 0 or last or guard.requested:
         save(state, step)
@@ -538,4 +553,5 @@ def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) 
   writer.close()
   if guard.requested and step < t.num_steps:
     raise Interrupted(guard.signal_name, step, workdir)
-  return last_eval
+  final = evaluated_at == t.num_steps  # else no step ran here (the run was complete), or a stop came first
+  return Trained(trainer, view if final else None, eval_data, last_eval if final else {})

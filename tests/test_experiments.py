@@ -66,7 +66,7 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
   def must_not_train(*args):
     raise AssertionError("a finished member was trained again")
 
-  monkeypatch.setattr(train, "train_and_evaluate", must_not_train)
+  monkeypatch.setattr(train, "train", must_not_train)
   for m in members:
     sweep.run_member(m, os.path.join(root, m.name))
   members.append(sweep.Member("from_vae", members[1].config, bpd_from="vae"))

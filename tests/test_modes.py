@@ -114,13 +114,20 @@ def test_the_real_ceiling_is_cached_per_classifier_and_real_images(tmp_path, idx
   files[0].write_text("{not json")  # a corrupt cache is computed again
   assert evaluate.mode_metrics(fake, data, domain, str(cache)) == plain
 
-def test_a_tiny_stacked_run_reports_modes_beside_the_real_data_ceiling(tmp_path, idx_dir):
+
+def test_a_tiny_stacked_run_reports_modes_beside_the_real_data_ceiling(tmp_path, idx_dir, monkeypatch):
   c = default.get_config("tiny")
   c.data.dataset, c.data.idx_dir, c.data.stacked_examples = "stacked_fashion_mnist_idx", str(idx_dir), 64
   c.data.image_size, c.data.resize = 16, "resize"
   c.train.num_steps, c.eval.feature_cache_dir = 2, str(tmp_path / "cache")
-  train.train_and_evaluate(c, str(tmp_path / "run"))
-  out = evaluate.evaluate_run(c, str(tmp_path / "run"))
+  trained = train.train(c, str(tmp_path / "run"))
+  assert trained.metrics["bpd_elbo"] > 0 and int(trained.eval_state.step) == 2
+  with monkeypatch.context() as m:  # scored from memory (as the sweep does): no restore
+    m.setattr(evaluate, "restore_trainer", lambda *a: pytest.fail("restored a run it held in memory"))
+    in_memory = evaluate.evaluate_run(c, str(tmp_path / "run"), trained)
+  out = evaluate.evaluate_run(c, str(tmp_path / "run"))  # from the checkpoint: the same numbers
+  assert in_memory == out
+  assert train.train(c, str(tmp_path / "run")).eval_state is None  # complete: nothing ran to hand over
   assert 1 <= out["modes"] <= 64 and 0 <= out["modes_kl"] <= np.log(1000) + 1e-6
   assert out["modes_samples"] == 64 and out["modes_real_images"] == 64
   assert 1 <= out["modes_real"] <= 64 and 0.0 <= out["mode_classifier_accuracy"] <= 1.0
