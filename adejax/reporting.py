@@ -89,7 +89,6 @@ def write_json(path: str, payload: dict) -> None:
   write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
-
 def cached_json(path: str, compute) -> dict:
   """`compute()`'s dict, computed once and kept as JSON at `path` (written atomically); an unreadable
   cache file is computed again and replaced."""
@@ -103,6 +102,7 @@ def cached_json(path: str, compute) -> dict:
   payload = compute()
   write_json(path, payload)
   return payload
+
 
 class Reporter:
   """TensorBoard + console scalars on process 0, progress/ETA, and image grids under workdir/samples."""
