@@ -186,13 +186,14 @@ def evaluate_run(config, workdir: str, trained=None) -> dict:
   """Every metric of the run's latest checkpoint. `trained`: what `train.train` returned for this
   config and workdir; its final state and bits/dim are used instead of restoring and recomputing them
   (the same numbers: the checkpoint holds that state)."""
-  if trained is not None and trained.eval_state is not None:
+  in_memory = trained is not None and trained.eval_state is not None
+  if in_memory:
     trainer, state, eval_data = trained.trainer, trained.eval_state, trained.eval_data
   else:
     trainer, state, eval_data = restore_trainer(config, workdir)
   step = int(jax.device_get(state.step))
   logging.info("Evaluating step %d on %s/%s.", step, config.data.dataset, config.data.eval_split)
-  if trained is not None and trained.eval_state is not None and not config.eval.iwae_samples:
+  if in_memory and not config.eval.iwae_samples:
     metrics = dict(trained.metrics)  # the final step's evaluation, with the same arguments
   else:
     metrics = trainer.evaluate(state, eval_data, batch_size=config.eval.batch_size,

@@ -20,7 +20,8 @@ PAPER_LAMBDA = 100.0
 
 
 def scaled(mode: str, scale: str):
-  return stacked.stacked(CONFIGS[mode].get_config(), scale, seed=0, small_steps=stacked_400steps.SMALL_STEPS)
+  return stacked.stacked(CONFIGS[mode].get_config(), scale, seed=0,
+                         small_steps=stacked_400steps.SMALL_STEPS)
 
 
 def get_experiment(scale: str):
