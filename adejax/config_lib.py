@@ -141,6 +141,11 @@ def base_config() -> ml_collections.ConfigDict:
                                    # its usual gamma is 2 * gp_weight)
   c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
   c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
+  c.loss.flow_start_step = 0       # f_psi (modes with one) is not updated before this step: the VAE
+                                   # learns first in the preprocessed image space; 0 = from the start
+  c.loss.free_bits = 0.0           # hierarchical VAE: floor (nats) on each latent channel's batch-mean
+                                   # KL in the objective (free bits, Kingma et al. 2016; the IAF code
+                                   # papers/002 uses: kl_min 0.1); 0 = off. The bound is unchanged
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamax"          # "adamax" (papers/002 appendix C) or "adam"
@@ -184,6 +189,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 256
   c.eval.num_examples = 0          # 0 = the whole eval split
   c.eval.iwae_samples = 0          # K for the IWAE bound in `--mode=eval`; 0 = ELBO only
+  c.eval.num_latent_examples = 1000  # models with an encoder: held-out images for the latent-use
+                                   # metrics at every evaluation (reconstruction PSNR, KL per level,
+                                   # active units; `adejax.evaluate` adds the domain classifier's
+                                   # accuracy on the reconstructions); 0 = skip
   c.eval.num_samples = 64          # images per sample grid
   c.eval.num_fid_samples = 10_000  # samples (and test images) for FID / IS / PRD in `--mode=eval`
   c.eval.num_mode_samples = 26_000  # stacked datasets: samples whose modes are counted (protocol:
@@ -212,6 +221,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.train.image_every = c.eval.every = num_steps
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
   c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
+  c.eval.num_latent_examples = 16
   c.eval.num_mode_samples, c.eval.critic_steps = 64, 0  # (the critic's compile alone costs ~30 s)
   g = c.glow_vae
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
@@ -300,7 +310,13 @@ def validate(c: ml_collections.ConfigDict) -> None:
          "a frozen decoder must come from another run: set train.init_checkpoint to that run's workdir")
   _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
   _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
+  _check(c.loss.free_bits >= 0, "loss.free_bits", "must be >= 0 (0 = no free bits)")
+  _check(c.loss.flow_start_step >= 0, "loss.flow_start_step", "must be >= 0 (0 = from the start)")
+  _check(not c.loss.free_bits or (c.model.family == "ade" and generator_kind(c) == "hierarchical"),
+         "loss.free_bits", "free bits floor the hierarchical VAE's per-channel KLs: family 'ade' with a "
+         "hierarchical generator (not the GAN's latent vector)")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
+  _check(c.eval.num_latent_examples >= 0, "eval.num_latent_examples", "must be >= 0 (0 = skip)")
   _check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")
   _check(c.eval.num_mode_samples >= 0, "eval.num_mode_samples", "must be >= 0 (0 = skip mode counting)")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")

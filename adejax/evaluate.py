@@ -1,8 +1,11 @@
 """Evaluate a trained run: `python -m adejax.evaluate --workdir=DIR [--config.eval.iwae_samples=K]`.
 
 Restores the latest checkpoint in DIR (EMA parameters when the run keeps them), computes held-out
-bits/dim bounds on the test split (ELBO and, with K > 0, IWAE-K; both are upper bounds), writes
-DIR/eval/metrics.json, sample grids at several temperatures and real|reconstruction pairs.
+bits/dim bounds on the test split (ELBO and, with K > 0, IWAE-K; both are upper bounds), the latent-use
+metrics of a model with an encoder (`Trainer.latent_use`: the domain classifier's accuracy on held-out
+reconstructions beside its accuracy on the images, reconstruction PSNR, KL per latent level in bits per
+image, active units), sample metrics, and writes DIR/eval/metrics.json, sample grids at several
+temperatures and real|reconstruction pairs.
 """
 from __future__ import annotations
 
@@ -205,10 +208,16 @@ def evaluate_run(config, workdir: str, trained=None) -> dict:
   n = min(config.eval.num_fid_samples, len(eval_data))
   stacked = config.data.dataset in input_pipeline.STACKED_DATASETS
   m = config.eval.num_mode_samples if stacked else 0
+  latent_n = config.eval.num_latent_examples if trainer.family.has_encoder else 0
+  domain = None
+  if (n or m or latent_n) and eval_data.has_labels:
+    domain = domain_features(config, eval_data)  # loaded once
+  if latent_n:
+    logits_fn = None if domain is None else (lambda x: domain[0](x)[1])
+    metrics.update(trainer.latent_use(state, eval_data, latent_n, logits_fn, seed=config.seed))
   if n or m:
     samples, labels, nonfinite = generate_uint8(trainer, state, max(n, m), config.eval.batch_size)
     metrics["nonfinite_sample_fraction"] = nonfinite
-    domain = domain_features(config, eval_data) if eval_data.has_labels else None  # loaded once
     if n:
       metrics.update(sample_quality(config, samples[:n], eval_data, out_dir,
                                     None if labels is None else labels[:n], domain))

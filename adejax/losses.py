@@ -61,6 +61,25 @@ def warmed_coverage_loss(per_example: jax.Array, kl: jax.Array, kl_weight) -> ja
   return jnp.mean(per_example - (1.0 - kl_weight) * kl)
 
 
+def free_bits_kl(kl_channels: jax.Array, free_bits: float) -> jax.Array:
+  """The KL of the training objective with free bits (Kingma et al. 2016, the IAF reference code that
+  papers/002 builds on, its `kl_min`): sum over latent channels of max(batch-mean KL of the channel,
+  free_bits). `kl_channels` (B, C): nats per example and channel (summed over its positions). A channel
+  under the floor gets no gradient towards the prior; the reported bound keeps the true KL."""
+  return jnp.sum(jnp.maximum(jnp.mean(kl_channels, axis=0), free_bits))
+
+
+def training_coverage_loss(per_example: jax.Array, outputs: Mapping[str, jax.Array], kl_weight=1.0,
+                           free_bits: float = 0.0) -> jax.Array:
+  """The batch-mean training objective of L_C: L_C itself, or with a KL warm-up (`kl_weight` < 1)
+  and free bits (`free_bits` > 0 nats per latent channel, `free_bits_kl`) its surrogate. Neither
+  changes the logged bits/dim, which are those of L_C."""
+  if not free_bits:
+    return warmed_coverage_loss(per_example, outputs["kl"], kl_weight)
+  return (jnp.mean(per_example - outputs["kl"])
+          + kl_weight * free_bits_kl(outputs["kl_channels"], free_bits))
+
+
 def importance_weighted_bound(log_weights: jax.Array) -> jax.Array:
   """IWAE bound on log p: log (1/K) sum_k w_k for log-weights of shape (K, B); K=1 gives the ELBO."""
   k = log_weights.shape[0]
@@ -132,13 +151,14 @@ def coverage_metrics(outputs: Mapping[str, jax.Array], per_example: jax.Array, t
 
 
 def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle: bool,
-                   adversarial: bool, adv_weight, kl_weight=1.0, sample_noise: bool = False,
-                   constrain=lambda x: x, labels=None):
+                   adversarial: bool, adv_weight, kl_weight=1.0, free_bits: float = 0.0,
+                   sample_noise: bool = False, constrain=lambda x: x, labels=None):
   """Algorithm 1, generator objective: mean L_C (eq. 4) + adv_weight * L_Q (eq. 5).
 
   f_psi gets gradients from L_C only: the samples for L_Q are generated with f_psi's parameters
   behind stop_gradient, so the adversarial gradient flows through f_psi^{-1} into the VAE (theta) but
-  never into psi. `kl_weight` < 1 down-weights the KL during a warm-up (`warmed_coverage_loss`).
+  never into psi. `kl_weight` < 1 down-weights the KL during a warm-up, `free_bits` > 0 floors each
+  latent channel's KL in the objective (`training_coverage_loss`).
   Returns (loss, (metrics, new batch_stats)). For class-conditional models the
   generated images are conditioned on the real batch's `labels` (ignored by unconditional models).
   """
@@ -148,7 +168,7 @@ def generator_loss(params, batch_stats, disc_params, y, rng, *, model, disc, mle
     out, updates = model.apply(_variables(params, batch_stats), y, post_rng, train=True,
                                labels=labels, mutable=["batch_stats"])
     per_example, terms = coverage_loss(out)
-    loss = warmed_coverage_loss(per_example, terms["kl"], kl_weight)
+    loss = training_coverage_loss(per_example, out, kl_weight, free_bits)
     new_stats = updates.get("batch_stats", batch_stats)
     metrics.update(coverage_metrics(out, per_example, terms))
   if adversarial:

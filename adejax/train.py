@@ -27,6 +27,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from adejax import checkpointing, config_lib, faults, families, input_pipeline, losses, reporting
+from adejax.evaluation import latents
 from adejax.models import layers
 
 
@@ -106,6 +107,7 @@ class Trainer:
     self._per_example = jit(self._per_example_nll, out_shardings=self.replicated)
     self._stats = jit(self.family.batch_stats_of, out_shardings=self.replicated)
     self._figures = jit(self.family.figures, static_argnums=3, out_shardings=self.replicated)
+    self._latents = jit(self.family.latent_diagnostics, out_shardings=self.replicated)
     self._interpolate = jit(lambda v, a, b, n, labels: self.model.apply(v, a, b, n, labels, method="interpolate"),
                             static_argnums=3)
 
@@ -251,6 +253,31 @@ class Trainer:
                             jax.random.PRNGKey(seed), self._labels(labels, len(images)))
     return np.clip(np.asarray(jax.device_get(rec)), 0.0, 1.0)
 
+
+  def latent_use(self, state: TrainState, data: input_pipeline.ImageData, num_examples: int,
+                 logits_fn=None, seed: int = 0, chunk: int = 250) -> dict:
+    """How the model uses its latents on the first `num_examples` images of `data`
+    (`evaluation.latents.latent_metrics`): reconstruction PSNR, KL per latent level in bits per image,
+    active units, and with a domain classifier `logits_fn` its accuracy on the reconstructions beside
+    its accuracy on the images. {} for a model without an encoder."""
+    if not self.family.has_encoder or not num_examples:
+      return {}
+    n = min(num_examples, len(data))
+    images = data.images[:n]
+    labels = data.labels[:n] if data.has_labels else None
+    params, recs, kls, means = self.eval_params(state), [], [], []
+    to_y = lambda x: (jnp.asarray(x, jnp.float32) + 0.5) / 256.0  # pixel centres, as `interpolate`
+    for i in range(0, n, chunk):
+      batch_labels = self._labels(None if labels is None else labels[i:i + chunk], len(images[i:i + chunk]))
+      rng = jax.random.fold_in(jax.random.PRNGKey(seed), i // chunk)
+      recs.append(self.reconstruct(state, images[i:i + chunk], seed=seed + i // chunk,
+                                   labels=None if labels is None else labels[i:i + chunk]))
+      out = jax.device_get(self._latents(params, state.batch_stats, to_y(images[i:i + chunk]), rng,
+                                         batch_labels))
+      kls.append(np.asarray(out["kl"]))
+      means.append([np.asarray(m) for m in out["means"]])
+    return latents.latent_metrics(images, labels, np.concatenate(recs), np.concatenate(kls),
+                                  [np.concatenate(level) for level in zip(*means)], logits_fn)
 
   def interpolate(self, state: TrainState, images_a: np.ndarray, images_b: np.ndarray,
                   steps: int = 8, labels=None) -> np.ndarray:
@@ -544,6 +571,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) 
                                                                  labels=fixed_labels))})
       if eval_due:
         last_eval, evaluated_at = trainer.evaluate(view, eval_data, **eval_kw), step
+        last_eval.update(trainer.latent_use(view, eval_data, config.eval.num_latent_examples,
+                                            seed=config.seed))
         writer.scalars(step, last_eval, prefix="eval")
       if step % config.ckpt.every == 0 or last or guard.requested:
         save(state, step)

@@ -120,7 +120,7 @@ def test_iaf_step_logdet_matches_jacobian():
   z, ld = step.apply(v, z0, ctx)
   jac = jax.jacfwd(lambda t: step.apply(v, t.reshape(z0.shape), ctx)[0].reshape(-1))(z0.reshape(-1))
   np.testing.assert_allclose(jnp.triu(jac, 1), 0.0, atol=1e-7)  # autoregressive: triangular
-  np.testing.assert_allclose(ld[0], jnp.linalg.slogdet(jac)[1], rtol=1e-5)
+  np.testing.assert_allclose(jnp.sum(ld[0]), jnp.linalg.slogdet(jac)[1], rtol=1e-5)
   assert float(jnp.max(jnp.abs(z - z0))) > 1e-3
 
 

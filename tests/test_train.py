@@ -203,3 +203,41 @@ def test_per_example_bits_per_dim_average_to_the_evaluated_bound():
                            model=trainer.model)["elbo"]
   np.testing.assert_allclose(per_image[8:], losses.bits_per_dim(nll, 16 * 16), rtol=1e-5)
   assert abs(per_image[:4].mean() - per_image[4:].mean()) > 1.0
+
+
+def test_the_ema_follows_its_formula_and_evaluation_sampling_and_samples_npz_read_it(tmp_path):
+  from adejax import evaluate
+
+  trainer = train.Trainer(tiny("av-ade", **{"train.ema_decay": 0.5}), SHAPE, devices=jax.devices()[:1])
+  state = trainer.init_state(0)
+  hand = jax.device_get(state.params)  # the EMA starts as a copy of the initial parameters
+  for i in range(3):
+    state, _ = trainer.step(state, trainer.global_batch(images(seed=i)))
+    hand = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, hand, jax.device_get(state.params))
+  assert tree_max_diff(state.ema_params, state.params) > 1e-4  # not vacuous
+  assert tree_max_diff(state.ema_params, hand) < 1e-6
+  # everything that shows the model reads the EMA: a state whose EMA is another model's parameters
+  other = trainer.init_state(1).params
+  swapped = state.replace(ema_params=other)
+  as_params = state.replace(params=other, ema_params=other)
+  data = input_pipeline.ImageData(images(16), np.zeros(16, np.int32))
+  evaluate_kw = dict(batch_size=8, num_examples=16)
+  assert trainer.evaluate(swapped, data, **evaluate_kw) == trainer.evaluate(as_params, data, **evaluate_kw)
+  assert trainer.evaluate(swapped, data, **evaluate_kw) != trainer.evaluate(state, data, **evaluate_kw)
+  np.testing.assert_array_equal(trainer.sample(swapped, 4), trainer.sample(as_params, 4))
+  assert np.abs(trainer.sample(swapped, 4) - trainer.sample(state, 4)).max() > 1e-4
+  np.testing.assert_array_equal(trainer.reconstruct(swapped, images(4)), trainer.reconstruct(as_params, images(4)))
+  assert trainer.latent_use(swapped, data, 16) == trainer.latent_use(as_params, data, 16)
+  npz = lambda s, d: np.load(evaluate.write_samples_npz(trainer, s, str(tmp_path / d), 8, 4))["images"]
+  np.testing.assert_array_equal(npz(swapped, "a"), npz(as_params, "b"))
+  assert not np.array_equal(npz(swapped, "a"), npz(state, "c"))
+
+
+def test_flow_start_step_keeps_f_psi_still_until_then():
+  trainer = train.Trainer(tiny("v-ade", **{"loss.flow_start_step": 2}), SHAPE, devices=jax.devices()[:1])
+  init = trainer.init_state(0)
+  state, _ = run_steps(trainer, 2)
+  assert tree_max_diff(state.params["flow"], init.params["flow"]) == 0.0
+  assert tree_max_diff(state.params["vae"], init.params["vae"]) > 0
+  later, _ = trainer.step(state, trainer.global_batch(images(seed=5)))
+  assert tree_max_diff(later.params["flow"], init.params["flow"]) > 0

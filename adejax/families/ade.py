@@ -27,6 +27,8 @@ class StepConfig:
   adv_weight: float
   adv_start_step: int
   kl_warmup_steps: int
+  free_bits: float
+  flow_start_step: int
   gp_weight: float
   gp_form: str
   disc_steps: int
@@ -36,7 +38,8 @@ class StepConfig:
   def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
     _, adversarial, mle = config_lib.MODES[c.mode]
     return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
-               int(c.loss.kl_warmup_steps), float(c.loss.gp_weight), str(c.loss.gp_form),
+               int(c.loss.kl_warmup_steps), float(c.loss.free_bits),
+               int(c.loss.flow_start_step), float(c.loss.gp_weight), str(c.loss.gp_form),
                int(c.train.disc_steps), bool(c.model.sample_noise))
 
 
@@ -81,6 +84,7 @@ class ADEFamily(base.Family):
     self.model, self.disc = build_models(config, self.image_shape)
     self.cfg = StepConfig.from_config(config)
     self.label = f"ade/{config.mode}"
+    self.has_encoder = self.cfg.mle  # the GAN's encoder is untrained (only BPD-for-a-GAN trains one)
     o = config.optim
     self.groups = {
         "generator": base.Group("params", generator_optimizer(o, config.train.freeze)),
@@ -125,7 +129,10 @@ class ADEFamily(base.Family):
     (g_loss, (g_metrics, new_stats)), grads = jax.value_and_grad(losses.generator_loss, has_aux=True)(
         state.params, state.batch_stats, state.disc_params, y, gen_rng, model=model, disc=disc,
         mle=cfg.mle, adversarial=cfg.adversarial, adv_weight=adv_weight, kl_weight=kl_weight,
-        sample_noise=cfg.sample_noise, constrain=constrain, labels=labels)
+        free_bits=cfg.free_bits, sample_noise=cfg.sample_noise, constrain=constrain, labels=labels)
+    if cfg.flow_start_step and "flow" in grads:  # f_psi stays where it is (the identity) until then
+      frozen = state.step < cfg.flow_start_step
+      grads = {**grads, "flow": jax.tree.map(lambda g: jnp.where(frozen, 0.0, g), grads["flow"])}
     state, ok = base.update_group(state, self.groups, "generator", grads, g_loss)
     state = state.replace(batch_stats=jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_stats,
                                                    state.batch_stats))

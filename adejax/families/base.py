@@ -137,6 +137,22 @@ class Family:
     `Trainer.with_eval_batch_stats`). Families without batch norm keep theirs."""
     return batch_stats
 
+  has_encoder: bool = False  # an inference network q(z | x) trained with the model (latent metrics)
+
+  def latent_diagnostics(self, params, batch_stats, y: jax.Array, rng: jax.Array, labels) -> dict:
+    """How the model uses its latents on images y in [0, 1] (only when `has_encoder`): `kl`, (B, L)
+    nats of KL(q || p) per example and latent level, and `means`, L arrays (B, d_l) of posterior means
+    (`evaluation.latents`). A model with its own `latent_diagnostics` method (per-level KLs) is asked
+    for it; otherwise its one level is `latent_posterior`'s mean and the KL its likelihood pass returns."""
+    if not self.has_encoder:
+      raise NotImplementedError(f"{self.label or type(self).__name__} has no encoder: no latent metrics.")
+    variables = {"params": params, "batch_stats": batch_stats}
+    if hasattr(self.model, "latent_diagnostics"):
+      return self.model.apply(variables, y, rng, labels=labels, method="latent_diagnostics")
+    mean, _ = self.model.apply(variables, y, labels=labels, method="latent_posterior")
+    kl = self.model.apply(variables, y, rng, train=False, labels=labels)["kl"]
+    return {"kl": kl[:, None], "means": [mean]}
+
   def figures(self, params, batch_stats, rng: jax.Array, n: int) -> dict:
     """The family's own figures for `adejax.evaluate`: {name: (n, K, H, W, C) images in [0, 1]},
     written as eval/<name>.png with K columns."""

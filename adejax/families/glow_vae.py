@@ -49,6 +49,7 @@ class GlowVAEFamily(base.Family):
     self.phase1_end = 0 if self.joint else int(g.phase1_steps)
     self.sample_temperature = float(g.temperature)
     self.label = f"glow_vae/{g.prior} prior/{g.schedule}"
+    self.has_encoder = True
     self.groups = {"vae": base.Group("params", base.make_optimizer(config.optim), ("vae",)),
                    "glow": base.Group("params", base.make_optimizer(config.optim), ("glow",))}
     if g.prior != "normal":

@@ -53,6 +53,7 @@ class HybridFamily(base.Family):
     else:
       self.disc = discriminators.Discriminator("conv", config.model.disc_width)
     self.code_disc = hybrids.CodeDiscriminator(h.code_width, 3)
+    self.has_encoder = self.kind in ENCODER_MODELS
     self.label = f"hybrid/{self.kind}" + (f" ({h.likelihood})" if self.kind in ("vae", "aae") else "")
     lr = config.optim.lr
     group = lambda tree, own_lr, keys: base.Group(tree, base.make_optimizer(config.optim, lr=own_lr or lr), keys)

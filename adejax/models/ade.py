@@ -143,6 +143,10 @@ class ADEModel(nn.Module):
     """(mean, log_std) (B, d) of the top latent level's posterior, whose prior is N(0, I)."""
     return self.vae.top_posterior(self.to_features(y, train=False)[0], labels)
 
+  def latent_diagnostics(self, y: jax.Array, rng: jax.Array, labels=None):
+    """The VAE's per-level KLs and posterior means on images y (eval mode; `HierarchicalVAE.latent_diagnostics`)."""
+    return self.vae.latent_diagnostics(self.to_features(y, train=False)[0], rng, labels)
+
   def latent_log_prior(self, z: jax.Array) -> jax.Array:
     return gaussian.log_prob(z, jnp.zeros_like(z), jnp.zeros_like(z))
 

@@ -93,6 +93,14 @@ class VectorVAE(nn.Module):
     mean, log_std = self._posterior(f, labels)
     return [mean + temperature * jnp.exp(log_std) * jax.random.normal(rng, mean.shape, mean.dtype)]
 
+  def latent_diagnostics(self, f: jax.Array, rng: jax.Array, labels: Optional[jax.Array] = None):
+    """One latent level: `kl` (B, 1) nats per example and `means` [(B, latent_dim)] (as
+    vae.HierarchicalVAE.latent_diagnostics)."""
+    del rng
+    mean, log_std = self._posterior(f, labels)
+    zeros = jnp.zeros_like(mean)
+    return {"kl": gaussian.kl(mean, log_std, zeros, zeros)[:, None], "means": [mean]}
+
   def top_posterior(self, f: jax.Array, labels: Optional[jax.Array] = None):
     """(mean, log_std) of q(z | f), each (B, latent_dim); the prior is N(0, I)."""
     return self._posterior(f, labels)

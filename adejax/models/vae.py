@@ -113,7 +113,7 @@ def _made_masks(channels: int, hidden: int):
 class IAFStep(nn.Module):
   """z = sig * z0 + (1 - sig) * m with (m, sig) autoregressive in z0 over channels (Kingma et al. 2016).
 
-  Returns (z, log|det dz/dz0|) per example; the Jacobian is triangular with diagonal sig.
+  Returns (z, log|det dz/dz0| per element); the Jacobian is triangular with diagonal sig.
   """
   hidden: int = 64
 
@@ -127,7 +127,7 @@ class IAFStep(nn.Module):
     s = layers.WNDense(c, g_init=nn.initializers.zeros)(h, mask=m_out)
     sig = nn.sigmoid(s + 2.0)  # starts close to the identity
     z = sig * z0 + (1.0 - sig) * m
-    return z, jnp.sum(jnp.log(sig).reshape(z.shape[0], -1), axis=-1)
+    return z, jnp.log(sig)
 
 
 class StochasticLayer(nn.Module):
@@ -160,13 +160,16 @@ class StochasticLayer(nn.Module):
       q_mean, q_log_std, context = jnp.split(
           post_head(nn.elu(jnp.concatenate([x, h_enc], -1)), label), 3, -1)
       z = q_mean + jnp.exp(q_log_std) * eps * temperature
-      log_q = gaussian.log_prob(z, q_mean, q_log_std)
+      per_channel = lambda e: jnp.sum(e.reshape(e.shape[0], -1, zc), axis=1)  # (B, zc)
+      log_q_c = per_channel(gaussian.log_prob_elements(z, q_mean, q_log_std))
       if self.iaf:
-        z, log_det = IAFStep(name="iaf")(z, context)
-        log_q = log_q - log_det
-      log_p = gaussian.log_prob(z, p_mean, p_log_std)
-      kl = log_q - log_p if self.iaf else gaussian.kl(q_mean, q_log_std, p_mean, p_log_std)
-      stats = {"kl": kl, "log_q": log_q, "log_p": log_p, "q_mean": q_mean, "q_log_std": q_log_std}
+        z, log_det_elements = IAFStep(name="iaf")(z, context)
+        log_q_c = log_q_c - per_channel(log_det_elements)
+      log_p_c = per_channel(gaussian.log_prob_elements(z, p_mean, p_log_std))
+      kl_c = (log_q_c - log_p_c if self.iaf
+              else per_channel(gaussian.kl_elements(q_mean, q_log_std, p_mean, p_log_std)))
+      stats = {"kl": jnp.sum(kl_c, -1), "kl_channels": kl_c, "log_q": jnp.sum(log_q_c, -1),
+               "log_p": jnp.sum(log_p_c, -1), "q_mean": q_mean, "q_log_std": q_log_std}
     return x + conv(self.features, name="merge")(z, label), stats, z
 
 
@@ -263,7 +266,8 @@ class HierarchicalVAE(nn.Module):
     labels = self._check_labels(labels, f.shape[0])
     mean, stats, _ = self._decode(f.shape[0], rng, self._encode(f, labels), labels=labels)
     total = {k: sum(s[k] for s in stats) for k in ("kl", "log_q", "log_p")}
-    return {"mean": mean, "log_sigma": self.log_sigma, **total}
+    kl_channels = jnp.concatenate([s["kl_channels"] for s in stats], axis=-1)  # (B, levels * zc)
+    return {"mean": mean, "log_sigma": self.log_sigma, **total, "kl_channels": kl_channels}
 
   def generate(self, rng: jax.Array, batch: int, temperature: float = 1.0,
                labels: Optional[jax.Array] = None, train: bool = False) -> jax.Array:
@@ -276,6 +280,19 @@ class HierarchicalVAE(nn.Module):
     """Posterior latents per level (temperature 0: the posterior means, through IAF if present)."""
     labels = self._check_labels(labels, f.shape[0])
     return self._decode(f.shape[0], rng, self._encode(f, labels), temperature, labels=labels)[2]
+
+  def latent_diagnostics(self, f: jax.Array, rng: jax.Array, labels: Optional[jax.Array] = None):
+    """How much the latents are used, per stochastic level (lowest resolution first): `kl`, (B, L) nats
+    of KL(q(z_l | ...) || p(z_l | ...)) per example on one posterior sample of the levels above, and
+    `means`, L arrays (B, d_l) of the posterior means with every level above at its own posterior mean
+    (temperature 0): Burda et al.'s active units are computed from these."""
+    labels = self._check_labels(labels, f.shape[0])
+    hs = self._encode(f, labels)
+    _, stats, _ = self._decode(f.shape[0], rng, hs, labels=labels)
+    _, mean_stats, _ = self._decode(f.shape[0], rng, hs, 0.0, labels=labels)
+    flat = lambda a: a.reshape(a.shape[0], -1)
+    return {"kl": jnp.stack([s["kl"] for s in stats], axis=-1),
+            "means": [flat(s["q_mean"]) for s in mean_stats]}
 
   def top_posterior(self, f: jax.Array, labels: Optional[jax.Array] = None):
     """(mean, log_std), each (B, d), of q(z_0 | f) at the top (lowest-resolution) level, whose prior
