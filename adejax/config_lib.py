@@ -142,10 +142,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
   c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
   c.loss.flow_start_step = 0       # f_psi (modes with one) is not updated before this step: the VAE
-                                   # learns first in the preprocessed image space; 0 = from the start
-  c.loss.free_bits = 0.0           # hierarchical VAE: floor (nats) on each latent channel's batch-mean
-                                   # KL in the objective (free bits, Kingma et al. 2016; the IAF code
-                                   # papers/002 uses: kl_min 0.1); 0 = off. The bound is unchanged
+                                   # learns its latents first in the preprocessed image space, before
+                                   # f_psi can take over their work (docs/results/latent_use.md);
+                                   # 0 = from the start (the paper)
+  c.loss.free_bits = 4.0           # hierarchical VAE: floor (nats) on each latent channel's batch-mean
+                                   # KL in the objective (free bits, Kingma et al. 2016, whose IAF code
+                                   # papers/002 builds on; theirs 0.1-0.25 per channel of many more
+                                   # levels). 4 is about what the VAE without f_psi uses per channel on
+                                   # Fashion-MNIST; 0 = off. The reported bound keeps the true KL.
+                                   # Only the hierarchical VAE has per-channel KLs: the latent-vector
+                                   # generator (BPD for a GAN) trains on the plain ELBO
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamax"          # "adamax" (papers/002 appendix C) or "adam"
@@ -222,6 +228,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
   c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
   c.eval.num_latent_examples = 16
+  c.loss.flow_start_step = 0  # a step count of the full schedule; tiny runs train f_psi from the start
   c.eval.num_mode_samples, c.eval.critic_steps = 64, 0  # (the critic's compile alone costs ~30 s)
   g = c.glow_vae
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
@@ -312,9 +319,6 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
   _check(c.loss.free_bits >= 0, "loss.free_bits", "must be >= 0 (0 = no free bits)")
   _check(c.loss.flow_start_step >= 0, "loss.flow_start_step", "must be >= 0 (0 = from the start)")
-  _check(not c.loss.free_bits or (c.model.family == "ade" and generator_kind(c) == "hierarchical"),
-         "loss.free_bits", "free bits floor the hierarchical VAE's per-channel KLs: family 'ade' with a "
-         "hierarchical generator (not the GAN's latent vector)")
   _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
   _check(c.eval.num_latent_examples >= 0, "eval.num_latent_examples", "must be >= 0 (0 = skip)")
   _check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")

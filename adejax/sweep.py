@@ -88,6 +88,8 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   c.ckpt.every = 200
   if c.loss.adv_start_step:
     c.loss.adv_start_step = c.train.num_steps // 2
+  if config_lib.MODES[c.mode][0]:  # f_psi joins after a VAE phase (configs/default.py's schedule)
+    c.loss.flow_start_step = c.train.num_steps // 2
   if c.model.family == "glow_vae":  # the same structure, narrow; each phase keeps its share of steps
     g = c.glow_vae
     g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 16, 32
@@ -104,6 +106,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
     config_lib.make_tiny(c, num_steps=2)
     c.data.image_size, c.data.resize = 16, "resize"
     c.loss.adv_start_step = min(c.loss.adv_start_step, 1)
+    c.loss.flow_start_step = 0
   return c
 
 
@@ -167,6 +170,7 @@ def variant_config(mode: str, variant: str, config_file: str, names, *, dataset:
     c.model.flow_blocks = 1
     c.data.image_size, c.data.resize = 16, "resize"
     c.loss.adv_start_step = min(c.loss.adv_start_step, 1)
+    c.loss.flow_start_step = 0
   return c
 
 

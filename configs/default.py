@@ -31,6 +31,10 @@ def get_config(variant: str = ""):
   c.train.batch_size = 32
   c.train.num_steps = 2000         # ~0.27 s/step on 2 CPU cores (benchmarks/step_time.py)
   c.train.ema_decay = 0.995        # samples and evaluation from the EMA (see above)
+  # Latent use (docs/results/latent_use.md): the VAE learns alone in the logit space for the first
+  # half, then f_psi joins; each latent channel keeps at least 4 nats in the objective (free bits,
+  # loss.free_bits, the default of every config).
+  c.loss.flow_start_step = 1000
   c.train.log_every = 50
   c.train.image_every = 1000
   c.eval.every = 1000

@@ -92,9 +92,14 @@ def test_hierarchical_vae_reports_per_channel_kls_that_sum_to_its_kl():
   assert [m.shape for m in diag["means"]] == [(4, 2 * 2 * 4), (4, 4 * 4 * 4)]  # 2x2 and 4x4 levels
 
 
-def test_free_bits_are_refused_where_there_are_no_per_channel_kls():
+def test_free_bits_apply_to_the_hierarchical_vae_only():
+  from adejax.families import ade as family_ade
   c = default.get_config("tiny")
-  c.mode, c.loss.free_bits = "gan", 1.0
+  assert family_ade.StepConfig.from_config(c).free_bits == 4.0
+  c.mode, c.model.generator = "vae", "vector"  # BPD for a GAN: the GAN's generator, the plain ELBO
+  config_lib.validate(c)
+  assert family_ade.StepConfig.from_config(c).free_bits == 0.0
+  c.loss.free_bits = -1.0
   with pytest.raises(config_lib.ConfigError, match="loss.free_bits"):
     config_lib.validate(c)
 

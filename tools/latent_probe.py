@@ -6,7 +6,7 @@ relative to the spread of its features (sigma / std of f_psi(x) over held-out im
 and sample grids go to --out.
 
   python tools/latent_probe.py --out=DIR --steps=1000 --every=250 [--config=configs/default.py]
-      [--set mode=v-ade --set loss.free_bits=4 ...]
+      [--fid=2000] [--set mode=v-ade --set loss.free_bits=4 ...]
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adejax import evaluate, input_pipeline, reporting, train
+from adejax.evaluation import fid
 
 TRAIN_TERMS = ("bpd", "kl_bpd", "nll_bpd", "logdet_bpd", "flow_logdet_bpd", "sigma", "disc_accuracy")
 
@@ -41,6 +42,7 @@ def main():
   ap.add_argument("--steps", type=int, default=1000)
   ap.add_argument("--every", type=int, default=250)
   ap.add_argument("--n", type=int, default=500, help="held-out images measured")
+  ap.add_argument("--fid", type=int, default=0, help="also fid_domain of this many samples")
   ap.add_argument("--set", action="append", default=[], help="KEY=VALUE config override")
   a = ap.parse_args()
   c = load_config(a.config, a.set)
@@ -52,6 +54,8 @@ def main():
   state = trainer.init_state(c.seed)
   feature_map = jax.jit(lambda p, bs, y: trainer.model.apply(
       {"params": p, "batch_stats": bs}, y, False, method="to_features")[0])
+  log_det_map = jax.jit(lambda p, bs, y: trainer.model.apply(
+      {"params": p, "batch_stats": bs}, y, method="flow_log_det_map"))
   rng = np.random.default_rng(c.seed)
   real = test.images[:a.n]
   t0, history, window = time.time(), [], []
@@ -67,10 +71,19 @@ def main():
     view = trainer.with_eval_batch_stats(state, *train.batch_stats_images(c))
     row.update(trainer.evaluate(view, test, batch_size=250, num_examples=a.n))
     row.update(trainer.latent_use(view, test, a.n, lambda x: features(x)[1]))
+    if a.fid:
+      samples = evaluate.generate_uint8(trainer, view, a.fid, 250)[0]
+      row["fid_domain"] = fid.fid_from_features(features(test.images[:a.fid])[0], features(samples)[0])
     f = np.asarray(feature_map(trainer.eval_params(view), view.batch_stats,
                                (jnp.asarray(real, jnp.float32) + 0.5) / 256.0))
     sigma = float(np.exp(np.asarray(trainer.eval_params(view)["vae"]["log_sigma"])))
     row.update(feature_std=float(f.std()), sigma_over_feature_std=sigma / float(f.std()))
+    if "flow" in view.params:  # where f_psi expands (background) and contracts (the garment)
+      ld = np.asarray(log_det_map(trainer.eval_params(view), view.batch_stats,
+                                  (jnp.asarray(real, jnp.float32) + 0.5) / 256.0))
+      background = real[..., 0] == 0
+      row.update(flow_logdet_nats_background=float(ld[background].mean()),
+                 flow_logdet_nats_garment=float(ld[~background].mean()))
     row = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
     print(json.dumps(row), flush=True)
     history.append(row)

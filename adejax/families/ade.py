@@ -38,7 +38,8 @@ class StepConfig:
   def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
     _, adversarial, mle = config_lib.MODES[c.mode]
     return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
-               int(c.loss.kl_warmup_steps), float(c.loss.free_bits),
+               int(c.loss.kl_warmup_steps),
+               float(c.loss.free_bits) if config_lib.generator_kind(c) == "hierarchical" else 0.0,
                int(c.loss.flow_start_step), float(c.loss.gp_weight), str(c.loss.gp_form),
                int(c.train.disc_steps), bool(c.model.sample_noise))
 
