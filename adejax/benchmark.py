@@ -440,6 +440,18 @@ def format_report(report: dict) -> str:
 FLAGS = flags.FLAGS
 
 
+def _positive_ints(flag: str, values) -> list[int]:
+  """A list flag of positive integers, or a ConfigError naming the flag."""
+  try:
+    out = [int(v) for v in values]
+  except ValueError:
+    raise config_lib.ConfigError(f"--{flag}: expected comma-separated positive integers, got "
+                                 f"{','.join(values)!r}") from None
+  if any(v < 1 for v in out):
+    raise config_lib.ConfigError(f"--{flag}: each value must be positive, got {','.join(values)!r}")
+  return out
+
+
 def main(argv):
   from adejax import cli
 
@@ -454,12 +466,12 @@ def main(argv):
     unknown = [m for m in modes if m not in config_lib.MODES]
     if unknown:
       raise config_lib.ConfigError(f"--modes: unknown {unknown}; modes are {sorted(config_lib.MODES)}")
-    batches = [int(b) for b in FLAGS.batch] or [config.train.batch_size]
-    sizes = [int(s) for s in FLAGS.image_size] or [config.data.image_size]
+    batches = _positive_ints("batch", FLAGS.batch) or [config.train.batch_size]
+    sizes = _positive_ints("image_size", FLAGS.image_size) or [config.data.image_size]
     bad = [d for d in FLAGS.compute_dtypes if d not in layers.COMPUTE_DTYPES]
     if bad:
       raise config_lib.ConfigError(f"--compute_dtypes: unknown {bad}; choose from {list(layers.COMPUTE_DTYPES)}")
-    counts = [int(n) for n in FLAGS.devices]
+    counts = _positive_ints("devices", FLAGS.devices)
     if any(not 1 <= n <= jax.device_count() for n in counts):
       raise config_lib.ConfigError(f"--devices: each count must be in 1..{jax.device_count()} (more host "
                                    "devices: XLA_FLAGS=--xla_force_host_platform_device_count=N)")

@@ -68,6 +68,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.width = 1.0              # channel multiplier; wg = 2.0
   c.model.latent_channels = 32     # per stochastic layer (appendix C)
   c.model.latent_levels = 0        # stochastic levels from the lowest resolution up; 0 = all
+  c.model.global_latent_dim = 128  # hierarchical VAE: a latent vector z_g ~ N(0, I) above the spatial
+                                   # levels, entering the top-down pass through a dense layer (SNGAN's
+                                   # input z; section 5.1, footnote 2: "some intermediate feature maps are
+                                   # treated as conditional latent variables" below it). Without it the top
+                                   # spatial level's factorised N(0, I) prior has no spatial correlation
+                                   # and samples are patchworks (docs/results/latent_use.md). 0 = none
   c.model.generator = ""           # "hierarchical" (top-down VAE, appendix B.1) or "vector" (SNGAN
                                    # generator from one latent vector, section 5.1); "" = "vector" for
                                    # mode gan (footnote 2), else "hierarchical"
@@ -181,6 +187,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_consecutive_skips = 100  # stop (RunawayError) when this many consecutive steps skipped a
                                    # non-finite update; checked at logging and checkpoint steps; 0 = never
   c.train.log_every = 100
+  c.train.grad_norms = True        # at logging steps, the gradient norms of each loss term (extra backward
+                                   # passes and one more compilation; `Family.gradient_norms`)
   c.train.image_every = 1000       # sample and reconstruction grids (PNG + TensorBoard)
   c.train.compute_dtype = "float32"  # "bfloat16": the models' convolutions and matmuls in bf16 (for
                                    # accelerators; slower on XLA CPU), with float32 parameters, optimiser
@@ -221,7 +229,7 @@ def base_config() -> ml_collections.ConfigDict:
 def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.ConfigDict:
   """Shrink any config to test size (seconds per step on a CPU), keeping its mode and structure."""
   c.model.width = c.model.disc_width = 0.0625
-  c.model.latent_channels, c.model.flow_width = 4, 4
+  c.model.latent_channels, c.model.flow_width, c.model.global_latent_dim = 4, 4, 8
   c.train.batch_size, c.train.num_steps = 8, num_steps
   c.train.log_every = c.ckpt.every = max(1, num_steps // 2)
   c.train.image_every = c.eval.every = num_steps
@@ -230,6 +238,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.eval.num_latent_examples = 16
   c.loss.flow_start_step = 0  # a step count of the full schedule; tiny runs train f_psi from the start
   c.eval.num_mode_samples, c.eval.critic_steps = 64, 0  # (the critic's compile alone costs ~30 s)
+  c.train.grad_norms = False  # one compilation fewer (~3 s of a tiny AV-ADE run's ~40)
   g = c.glow_vae
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
   g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
@@ -289,6 +298,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(m.generator in ("", "hierarchical", "vector"), "model.generator",
          "must be '' (the mode's default), 'hierarchical' or 'vector'")
   _check(m.latent_dim >= 1, "model.latent_dim", "must be positive")
+  _check(m.global_latent_dim >= 0, "model.global_latent_dim", "must be >= 0 (0 = no global latent)")
   _check(0 <= m.latent_levels <= len(sizes), "model.latent_levels",
          f"must be in 0..{len(sizes)} for {d.image_size}px images")
   _check(1 <= m.flow_scales <= 6, "model.flow_scales", "must be in 1..6")

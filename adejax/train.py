@@ -12,6 +12,7 @@ import datetime
 import errno
 import fcntl
 import functools
+import json
 import math
 import os
 import signal
@@ -75,17 +76,57 @@ def in_compute_dtype(fn, dtype: str):
   return traced
 
 
+# Config fields only the Python loop reads (never the models, the family or a compiled function): two
+# configs that differ only in these share one Trainer's compiled functions (`Trainer.__init__`).
+LOOP_ONLY_FIELDS = ("train.num_steps", "train.log_every", "train.image_every", "train.grad_norms",
+                    "train.max_consecutive_skips", "train.init_checkpoint", "eval.every", "ckpt")
+COMPILED_CACHE_SIZE = 4  # Trainers whose compiled functions are kept for reuse (least recently built out)
+_COMPILED: dict = {}
+
+
+def _compiled_key(config, image_shape, devices) -> str:
+  """What a Trainer's compiled functions depend on: the config without LOOP_ONLY_FIELDS, the image
+  shape and the devices."""
+  d = config.to_dict()
+  for field in LOOP_ONLY_FIELDS:
+    section, _, name = field.partition(".")
+    if name:
+      d.get(section, {}).pop(name, None)
+    else:
+      d.pop(section, None)
+  return json.dumps([d, list(image_shape), [str(x) for x in devices.flat]], sort_keys=True, default=str)
+
+
+def clear_compiled_cache():
+  """Forget the compiled functions kept for reuse (with `jax.clear_caches`, frees their memory)."""
+  _COMPILED.clear()
+
+
 class Trainer:
-  """Models, optimisers, mesh and the compiled functions for one config."""
+  """Models, optimisers, mesh and the compiled functions for one config. Trainers of configs that differ
+  only in loop settings (LOOP_ONLY_FIELDS) share compiled functions: a resumed or relaunched run in the
+  same process compiles nothing again."""
 
   def __init__(self, config: ml_collections.ConfigDict, image_shape, devices=None):
     self.config = config
     self.image_shape = tuple(int(s) for s in image_shape)
+    devices = np.asarray(devices if devices is not None else jax.devices())
+    key = _compiled_key(config, self.image_shape, devices)
+    shared = _COMPILED.pop(key, None)
+    if shared is not None:  # a Trainer of the same model on the same devices: its compiled functions
+      _COMPILED[key] = shared
+      self.__dict__.update(shared)
+      return
+    self._build(config, devices)
+    _COMPILED[key] = {k: v for k, v in self.__dict__.items() if k not in ("config",)}
+    while len(_COMPILED) > COMPILED_CACHE_SIZE:
+      _COMPILED.pop(next(iter(_COMPILED)))
+
+  def _build(self, config: ml_collections.ConfigDict, devices):
     self.family = families.make(config, self.image_shape)
     self.model = self.family.model
     self.ema_decay = float(config.train.ema_decay)
     self.num_classes = int(config.model.num_classes)
-    devices = np.asarray(devices if devices is not None else jax.devices())
     self.mesh = Mesh(devices, ("data",))
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
@@ -551,7 +592,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, progress_bar: bool) 
         break
       last = step == t.num_steps
       if step % t.log_every == 0 or last:
-        pending[-1] = {**pending[-1], **trainer.gradient_norms(state, images, labels)}
+        if t.grad_norms:
+          pending[-1] = {**pending[-1], **trainer.gradient_norms(state, images, labels)}
         scalars = _mean_metrics(pending)
         pending = []
         writer.scalars(step, scalars, prefix="train")

@@ -36,6 +36,8 @@ def _release_compiled_programs():
   file's executables: 8-9 GB per worker by the end of the suite, and two workers plus the fault tests'
   subprocesses neared the machine's 24 GB."""
   yield
+  from adejax import train
+  train.clear_compiled_cache()
   jax.clear_caches()
   gc.collect()
 

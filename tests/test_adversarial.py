@@ -126,3 +126,52 @@ def test_gan_generator_is_the_sngan_generator_from_one_latent_vector():
   assert max(jax.tree.leaves(moved)) > 0  # a training step updates the running averages
   # the likelihood models keep the hierarchical generator
   assert config_lib.generator_kind(tiny("av-ade")) == "hierarchical"
+
+
+def _changed(a, b) -> bool:
+  return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_adv_start_step_no_adversarial_gradient_before_it_and_the_full_weight_after():
+  """loss.adv_start_step = 3 in the GAN mode (whose generator has only the adversarial term): at step 0
+  the generator gets no gradient (Adamax moves nothing) and its loss is 0; at step 3 it moves, and its
+  loss is the full adv_weight times the quality term."""
+  config = tiny("gan", **{"loss.adv_start_step": 3})
+  trainer = train.Trainer(config, SHAPE, devices=jax.devices()[:1])
+  for step, active in ((0, False), (2, False), (3, True), (7, True)):
+    state = trainer.init_state(0).replace(step=jnp.array(step, jnp.int32))
+    before = jax.device_get(state.params)
+    new, metrics = jax.device_get(trainer.step(state, trainer.global_batch(images())))
+    assert _changed(before, new.params) == active, step
+    expected = config.loss.adv_weight * metrics["quality_loss"] if active else 0.0
+    np.testing.assert_allclose(metrics["generator_loss"], expected, rtol=1e-6, err_msg=str(step))
+    assert abs(metrics["quality_loss"]) > 1e-3  # the term exists either way; only its weight changes
+
+
+def test_disc_steps_update_the_discriminator_that_often_on_distinct_fake_batches(monkeypatch):
+  """train.disc_steps = 2 (family ade, GAN mode): two discriminator updates per generator update, each
+  against its own generated batch (read from inside the compiled step)."""
+  config = tiny("gan", **{"train.disc_steps": 2})
+  seen = []
+  real_input = ade.discriminator_input
+
+  def recorded(y):
+    jax.debug.callback(lambda v: seen.append(np.asarray(v)), y)
+    return real_input(y)
+
+  monkeypatch.setattr(ade, "discriminator_input", recorded)
+  trainer = train.Trainer(config, SHAPE, devices=jax.devices()[:1])
+  new, _ = trainer.step(trainer.init_state(0), trainer.global_batch(images()))
+  jax.block_until_ready(new)
+  distinct = []  # [array, times seen]
+  for y in seen:
+    match = next((d for d in distinct if d[0].shape == y.shape and np.array_equal(d[0], y)), None)
+    if match:
+      match[1] += 1
+    else:
+      distinct.append([y, 1])
+  # the real batch reaches the discriminator once per update, each update with a new generated batch
+  assert sorted(n for _, n in distinct) == [1, 1, 2], [n for _, n in distinct]
+  counts = lambda tree: {int(x) for path, x in jax.tree_util.tree_leaves_with_path(tree)
+                         if getattr(path[-1], "name", "") == "count"}
+  assert counts(new.opt_state["disc"]) == {2} and counts(new.opt_state["generator"]) == {1}

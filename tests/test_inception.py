@@ -125,8 +125,11 @@ def test_loaded_network_gives_features_for_gray_and_rgb(tmp_path, random_params)
   pool, logits = features(gray)
   assert pool.shape == (3, 2048) and logits.shape == (3, 1008)
   assert np.all(np.isfinite(pool)) and np.all(pool >= 0)  # post-ReLU average
-  pool_rgb, _ = features(np.repeat(gray, 3, axis=-1))
-  np.testing.assert_allclose(pool_rgb, pool, rtol=1e-5)
+  colour = np.concatenate([gray, 255 - gray, gray // 2], axis=-1)  # three different channels
+  pool_rgb, _ = features(colour)
+  pool_bgr, _ = features(colour[..., ::-1])
+  assert np.all(np.isfinite(pool_rgb)) and pool_rgb.shape == pool.shape
+  assert np.max(np.abs(pool_rgb - pool_bgr)) > 1e-3  # the network reads all three channels, in order
 
 
 @pytest.mark.parametrize("legacy", [False, True])

@@ -83,13 +83,14 @@ def test_hierarchical_vae_reports_per_channel_kls_that_sum_to_its_kl():
   y = jax.random.uniform(jax.random.key(0), (4, 16, 16, 1))
   out = trainer.model.apply({"params": params, "batch_stats": state.batch_stats}, y, jax.random.key(1),
                             train=False)
-  assert out["kl_channels"].shape == (4, c.model.latent_levels * c.model.latent_channels)
+  # one group for the global latent vector, then one per channel of each spatial level
+  assert out["kl_channels"].shape == (4, 1 + c.model.latent_levels * c.model.latent_channels)
   np.testing.assert_allclose(out["kl_channels"].sum(-1), out["kl"], rtol=1e-5)
   assert float(out["kl"].min()) > 1.0
   diag = trainer.model.apply({"params": params, "batch_stats": state.batch_stats}, y, jax.random.key(1),
                              method="latent_diagnostics")
   np.testing.assert_allclose(diag["kl"].sum(-1), out["kl"], rtol=1e-5)  # the same posterior sample
-  assert [m.shape for m in diag["means"]] == [(4, 2 * 2 * 4), (4, 4 * 4 * 4)]  # 2x2 and 4x4 levels
+  assert [m.shape for m in diag["means"]] == [(4, c.model.global_latent_dim), (4, 2 * 2 * 4), (4, 4 * 4 * 4)]
 
 
 def test_free_bits_apply_to_the_hierarchical_vae_only():
@@ -128,3 +129,36 @@ def test_a_tiny_vae_on_real_fashion_mnist_uses_its_latents(fashion_mnist_dir):
   assert np.all(own < other)
   m = trainer.latent_use(state, test, 64)
   assert m["active_units"] > 0 and m["kl_bits_per_image"] > 10
+
+
+def test_the_global_latent_conditions_the_spatial_priors_and_is_the_top_posterior():
+  """z_g ~ N(0, I) above the spatial levels (model.global_latent_dim): the lowest level's prior is no
+  longer N(0, I) but a function of z_g; its posterior is the one papers/004's estimators read; it belongs
+  to the inference network (its posterior head) and the generator (its merge)."""
+  from adejax.models import vae
+
+  m = vae.HierarchicalVAE((8, 8, 1), "sngan", 0.05, 3, 2, global_latent=5)
+  f = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
+  v = m.init(jax.random.key(1), f, jax.random.key(2))
+  leaves, tree = jax.tree.flatten(v["params"])  # zero-initialised heads away from zero
+  keys = jax.random.split(jax.random.key(3), len(leaves))
+  v = {"params": jax.tree.unflatten(tree, [p + 0.2 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])}
+
+  def lowest_prior(mod, z_g):
+    x = jnp.broadcast_to(mod.start, (z_g.shape[0],) + mod.start.shape[1:])
+    x, _, _ = mod.global_layer(x, None, jax.random.key(0), z=z_g)
+    _, _, z = mod.stochastic[0](x, None, jax.random.key(4), temperature=0.0)  # the prior mean
+    return z
+
+  z_a, z_b = jnp.zeros((1, 5)), jnp.ones((1, 5))
+  assert float(jnp.max(jnp.abs(m.apply(v, z_a, method=lowest_prior) - m.apply(v, z_b, method=lowest_prior)))) > 1e-3
+  mean, log_std = m.apply(v, f, method="top_posterior")
+  assert mean.shape == log_std.shape == (3, 5)
+  zs = m.apply(v, f, jax.random.key(5), method="encode")
+  assert [z.shape for z in zs] == [(3, 5), (3, 1, 1, 3), (3, 2, 2, 3)]  # z_g, 1x1 and 2x2 levels
+  np.testing.assert_allclose(zs[0], mean, atol=1e-5)  # temperature 0: the posterior mean
+  assert vae.is_inference_parameter(("global_latent", "posterior", "v"))
+  assert not vae.is_inference_parameter(("global_latent", "merge", "v"))
+  out = m.apply(v, f, jax.random.key(6))
+  assert out["kl_channels"].shape == (3, 1 + 2 * 3)  # the global latent counts as one free-bits group
+  np.testing.assert_allclose(out["kl_channels"].sum(-1), out["kl"], rtol=1e-5)

@@ -54,7 +54,8 @@ def build_models(c: ml_collections.ConfigDict, image_shape):
       width=m.width, latent_channels=m.latent_channels, latent_levels=m.latent_levels, iaf=m.iaf,
       log_sigma_init=m.log_sigma_init, num_classes=m.num_classes,
       generator=config_lib.generator_kind(c), latent_dim=m.latent_dim,
-      frozen_decoder=c.train.freeze == "decoder", remat=bool(c.train.remat))
+      frozen_decoder=c.train.freeze == "decoder", remat=bool(c.train.remat),
+      global_latent=int(m.global_latent_dim))
   return model, discriminators.Discriminator(m.disc_arch, m.disc_width, m.num_classes)
 
 

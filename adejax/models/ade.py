@@ -61,6 +61,7 @@ class ADEModel(nn.Module):
   latent_dim: int = 128            # size of that latent vector
   frozen_decoder: bool = False     # a frozen generator's batch norm stays on its stored statistics
   remat: bool = False              # rematerialise the top-down VAE's blocks and f_psi's coupling nets
+  global_latent: int = 0           # hierarchical VAE: size of its global latent vector (0 = none)
 
   def setup(self):
     if self.generator == "vector":
@@ -70,7 +71,7 @@ class ADEModel(nn.Module):
     elif self.generator == "hierarchical":
       self.vae = vae.HierarchicalVAE(self.image_shape, self.arch, self.width, self.latent_channels,
                                      self.latent_levels, self.iaf, self.log_sigma_init, self.num_classes,
-                                     remat=self.remat)
+                                     remat=self.remat, global_latent=self.global_latent)
     else:
       raise ValueError(f"Unknown generator {self.generator!r}; choose 'hierarchical' or 'vector'.")
     self.flow = (flows.RealNVP(self.image_shape, self.flow_scales, self.flow_couplings,
@@ -133,8 +134,9 @@ class ADEModel(nn.Module):
     za = self.vae.encode(self.to_features(y_a, train=False)[0], rng, labels=labels)
     zb = self.vae.encode(self.to_features(y_b, train=False)[0], rng, labels=labels)
     t = jnp.linspace(0.0, 1.0, steps)
-    mix = lambda a, b: (a[:, None] * (1 - t[None, :, None, None, None])
-                        + b[:, None] * t[None, :, None, None, None]).reshape((-1,) + a.shape[1:])
+    def mix(a, b):  # latents of any rank: (B, ...) -> (B * steps, ...)
+      w = t.reshape((1, steps) + (1,) * (a.ndim - 1))
+      return (a[:, None] * (1 - w) + b[:, None] * w).reshape((-1,) + a.shape[1:])
     path_labels = None if labels is None else jnp.repeat(labels, steps)
     y = self.from_features(self.vae.decode([mix(a, b) for a, b in zip(za, zb)], path_labels))
     return y.reshape((y_a.shape[0], steps) + y.shape[1:])

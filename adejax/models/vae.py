@@ -173,12 +173,51 @@ class StochasticLayer(nn.Module):
     return x + conv(self.features, name="merge")(z, label), stats, z
 
 
+class GlobalLatent(nn.Module):
+  """The top of the hierarchy: a latent vector z_g ~ N(0, I) (SNGAN's input z, papers/002 section 5.1
+  and its footnote 2: the VAE keeps SNGAN's generator, whose input is a latent vector, and treats some
+  feature maps below it as conditional latents). Its posterior reads the encoder's lowest-resolution
+  features through a dense layer; z_g enters the top-down pass through a dense layer added to the
+  learned start map, so every spatial level's prior is conditioned on it. Without it the top spatial
+  level's N(0, I) prior is factorised over positions, and samples are patchworks of garment pieces
+  (docs/results/latent_use.md). Its KL counts as one group for free bits (`kl_channels` (B, 1))."""
+  dim: int
+  iaf: bool = False
+
+  @nn.compact
+  def __call__(self, x, h_enc: Optional[jax.Array], rng, temperature: float = 1.0,
+               z: Optional[jax.Array] = None):
+    shape = (x.shape[0], self.dim)
+    eps = jax.random.normal(rng, shape, x.dtype)
+    stats = None
+    if z is None and h_enc is None:
+      z = eps * temperature
+    elif z is None:
+      flat = nn.elu(h_enc.reshape(h_enc.shape[0], -1))
+      q_mean, q_log_std, context = jnp.split(
+          layers.WNDense(3 * self.dim, g_init=nn.initializers.zeros, name="posterior")(flat), 3, -1)
+      z = q_mean + jnp.exp(q_log_std) * eps * temperature
+      log_q = gaussian.log_prob_elements(z, q_mean, q_log_std)
+      if self.iaf:
+        z, log_det = IAFStep(name="iaf")(z, context)
+        log_q = log_q - log_det
+      zeros = jnp.zeros_like(z)
+      log_p = gaussian.log_prob_elements(z, zeros, zeros)
+      kl = (jnp.sum(log_q - log_p, -1) if self.iaf
+            else jnp.sum(gaussian.kl_elements(q_mean, q_log_std, zeros, zeros), -1))
+      stats = {"kl": kl, "kl_channels": kl[:, None], "log_q": jnp.sum(log_q, -1),
+               "log_p": jnp.sum(log_p, -1), "q_mean": q_mean, "q_log_std": q_log_std}
+    merge = layers.WNDense(int(np.prod(x.shape[1:])), name="merge")(z)
+    return x + merge.reshape(x.shape), stats, z
+
+
 def is_inference_parameter(path: tuple[str, ...]) -> bool:
   """True for the inference network's parameters (encoder and posteriors) of a HierarchicalVAE's
   parameter tree (or a generators.VectorVAE's), given a path of keys below it; the rest (prior,
   decoder, sigma) is the generator."""
   return (path[0] in ("stem", "posterior") or path[0].startswith("encoder_")
-          or (path[0].startswith("stochastic_") and len(path) > 1 and path[1] in ("posterior", "iaf")))
+          or ((path[0].startswith("stochastic_") or path[0] == "global_latent") and len(path) > 1
+              and path[1] in ("posterior", "iaf")))
 
 
 class HierarchicalVAE(nn.Module):
@@ -201,6 +240,7 @@ class HierarchicalVAE(nn.Module):
   log_sigma_init: float = 0.0
   num_classes: int = 0
   remat: bool = False     # rematerialise every block of both passes and every stochastic layer
+  global_latent: int = 0  # size of a latent vector z_g ~ N(0, I) above the spatial levels; 0 = none
 
   def setup(self):
     sizes, chans = architecture(self.arch, self.image_shape, self.width)
@@ -218,8 +258,10 @@ class HierarchicalVAE(nn.Module):
       self.stem = layers.WNConv(max(8, int(round(16 * self.width))), num_classes=nc)
       self.final = layers.remat(layers.ResidualBlock, self.remat)(chans[top], num_classes=nc)
     self.stochastic = [layers.remat(StochasticLayer, self.remat)(
-        chans[l], self.latent_channels, standard_prior=(l == 0), iaf=self.iaf, num_classes=nc)
-        for l in range(k)]
+        chans[l], self.latent_channels, standard_prior=(l == 0 and not self.global_latent), iaf=self.iaf,
+        num_classes=nc) for l in range(k)]
+    self.global_layer = (GlobalLatent(self.global_latent, self.iaf, name="global_latent")
+                         if self.global_latent else None)
     self.start = self.param("start", nn.initializers.normal(1.0), (1, sizes[0], sizes[0], chans[0]))
     self.out = layers.WNConv(self.image_shape[-1], num_classes=nc)
     self.log_sigma = self.param("log_sigma", nn.initializers.constant(self.log_sigma_init), ())
@@ -245,6 +287,12 @@ class HierarchicalVAE(nn.Module):
     """Top-down pass: posterior (hs given), prior sampling, or given latents `zs` (one per level)."""
     x = jnp.broadcast_to(self.start, (batch,) + self.start.shape[1:])
     stats, latents = [], []
+    if self.global_layer is not None:  # z_g first: latents and stats lists start with it
+      x, s, z = self.global_layer(x, None if hs is None else hs[0], jax.random.fold_in(rng, 1000),
+                                  temperature, None if zs is None else zs[0])
+      stats.append(s)
+      latents.append(z)
+      zs = None if zs is None else zs[1:]
     for l in range(self.num_levels):
       if l < self.num_stochastic:
         x, s, z = self.stochastic[l](x, None if hs is None else hs[l], jax.random.fold_in(rng, l),
@@ -282,7 +330,8 @@ class HierarchicalVAE(nn.Module):
     return self._decode(f.shape[0], rng, self._encode(f, labels), temperature, labels=labels)[2]
 
   def latent_diagnostics(self, f: jax.Array, rng: jax.Array, labels: Optional[jax.Array] = None):
-    """How much the latents are used, per stochastic level (lowest resolution first): `kl`, (B, L) nats
+    """How much the latents are used, per stochastic level (the global vector if any, then the lowest
+    resolution first): `kl`, (B, L) nats
     of KL(q(z_l | ...) || p(z_l | ...)) per example on one posterior sample of the levels above, and
     `means`, L arrays (B, d_l) of the posterior means with every level above at its own posterior mean
     (temperature 0): Burda et al.'s active units are computed from these."""
@@ -295,17 +344,20 @@ class HierarchicalVAE(nn.Module):
             "means": [flat(s["q_mean"]) for s in mean_stats]}
 
   def top_posterior(self, f: jax.Array, labels: Optional[jax.Array] = None):
-    """(mean, log_std), each (B, d), of q(z_0 | f) at the top (lowest-resolution) level, whose prior
-    is N(0, I): the posterior whose aggregate papers/004's estimators compare with the prior."""
+    """(mean, log_std), each (B, d), of q(z_0 | f) at the top level (the global vector if any, else the
+    lowest resolution), whose prior is N(0, I): the posterior whose aggregate papers/004's estimators
+    compare with the prior."""
     if self.iaf:
       raise ValueError("With IAF the top posterior is not Gaussian: marginal-KL estimators need iaf=False.")
     labels = self._check_labels(labels, f.shape[0])
     x = jnp.broadcast_to(self.start, (f.shape[0],) + self.start.shape[1:])
-    _, stats, _ = self.stochastic[0](x, self._encode(f, labels)[0], jax.random.PRNGKey(0), label=labels)
+    top = self.stochastic[0] if self.global_layer is None else self.global_layer
+    kw = {} if self.global_layer is not None else {"label": labels}
+    _, stats, _ = top(x, self._encode(f, labels)[0], jax.random.PRNGKey(0), **kw)
     flat = lambda a: a.reshape(a.shape[0], -1)
     return flat(stats["q_mean"]), flat(stats["q_log_std"])
 
   def decode(self, zs: list[jax.Array], labels: Optional[jax.Array] = None) -> jax.Array:
-    """Decoder mean mu(z) for given latents (one array per stochastic level)."""
+    """Decoder mean mu(z) for given latents (one array per stochastic level, the global vector first)."""
     labels = self._check_labels(labels, zs[0].shape[0])
     return self._decode(zs[0].shape[0], jax.random.PRNGKey(0), None, 1.0, zs, labels)[0]
