@@ -145,3 +145,28 @@ def test_garbage_file_is_refused(tmp_path):
   path.write_bytes(b"not a weights file at all")
   with pytest.raises(inception.UnsafeWeightsError):
     inception.load_state_dict(str(path))
+
+
+def torch_bilinear_resize(x: np.ndarray, size: int) -> np.ndarray:
+  """torch.nn.functional.interpolate(mode="bilinear", align_corners=False) written out in numpy (what
+  pytorch-fid does before its Inception): source coordinate (i + 0.5) * in / out - 0.5, clamped at 0,
+  neighbours clamped at the border. x: (H, W, C)."""
+  def axis(n_in):
+    src = np.maximum((np.arange(size) + 0.5) * n_in / size - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(int), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, src - lo
+  (r0, r1, fr), (c0, c1, fc) = axis(x.shape[0]), axis(x.shape[1])
+  rows = x[r0] * (1 - fr)[:, None, None] + x[r1] * fr[:, None, None]
+  return rows[:, c0] * (1 - fc)[None, :, None] + rows[:, c1] * fc[None, :, None]
+
+
+@pytest.mark.parametrize("size", [16, 28, 32])
+def test_resize_matches_pytorch_fids_bilinear_interpolation(size):
+  """The FID network's input equals pytorch-fid's: the same bilinear upsampling to 299 (align_corners
+  False, no antialiasing), then [0, 1] -> [-1, 1]."""
+  images = np.random.default_rng(size).integers(0, 256, (2, size, size, 3), np.uint8)
+  got = np.asarray(inception.preprocess(jnp.asarray(images)))
+  for i in range(2):
+    expected = 2.0 * torch_bilinear_resize(images[i].astype(np.float64) / 255.0, 299) - 1.0
+    np.testing.assert_allclose(got[i], expected, atol=2e-5)

@@ -176,3 +176,29 @@ def test_reported_bounds_against_an_exact_likelihood():
   assert np.all(iwae[10] < elbo) and np.all(iwae[1000] < iwae[10])
   assert np.all(iwae[1000] > exact - 0.02)
   np.testing.assert_allclose(iwae[1000], exact, atol=0.02)
+
+
+def test_iwae_of_the_real_model_is_below_the_mean_of_its_own_elbo_samples():
+  """heldout_nll's IWAE-64 on the AV-ADE model (random, non-identity parameters): it is the log-mean-exp
+  of 64 log-weights recomputed here with the same keys, so per example it is at most their mean (the
+  64-sample ELBO estimate) -- Jensen, exactly, not up to noise."""
+  from adejax.models import ade
+
+  model = ade.ADEModel((8, 8, 1), arch="sngan", width=0.05, latent_channels=3, latent_levels=2,
+                       flow_width=4, flow_blocks=1, global_latent=4)
+  y = jax.random.uniform(jax.random.key(0), (5, 8, 8, 1), minval=0.01, maxval=0.99)
+  variables = model.init(jax.random.key(1), y, jax.random.key(2))
+  leaves, tree = jax.tree.flatten(variables["params"])
+  keys = jax.random.split(jax.random.key(3), len(leaves))
+  variables = {**variables, "params": jax.tree.unflatten(
+      tree, [p + 0.05 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])}
+  rng = jax.random.key(4)
+  out = jax.jit(lambda v: losses.heldout_nll(v["params"], v["batch_stats"], y, rng, model=model,
+                                             iwae_samples=64))(variables)
+  one = jax.jit(lambda k: losses.log_importance_weight(model.apply(variables, y, k, train=False)))
+  log_w = jnp.stack([one(k) for k in jax.random.split(jax.random.fold_in(rng, 1), 64)])
+  assert float(jnp.std(log_w, axis=0).min()) > 0.1  # the weights vary: the gap is far above rounding
+  w = np.asarray(log_w, np.float64)
+  log_mean_exp = w.max(0) + np.log(np.mean(np.exp(w - w.max(0)), axis=0))  # numpy, not losses'
+  np.testing.assert_allclose(out["iwae"], -log_mean_exp, rtol=1e-5, atol=1e-4)
+  assert np.all(np.asarray(out["iwae"]) <= np.asarray(-jnp.mean(log_w, axis=0)))

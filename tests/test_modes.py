@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from adejax import config_lib, evaluate, input_pipeline as ip, train
-from adejax.evaluation import modes
+from adejax.evaluation import fid as fid_lib, modes
 from configs import default
 from test_input_pipeline import make_idx_dir
 
@@ -133,3 +133,30 @@ def test_a_tiny_stacked_run_reports_modes_beside_the_real_data_ceiling(tmp_path,
   assert 1 <= out["modes_real"] <= 64 and 0.0 <= out["mode_classifier_accuracy"] <= 1.0
   assert np.isfinite(out["fid_domain"]) and np.isfinite(out["bpd_elbo"])
   assert os.path.exists(tmp_path / "run" / "eval" / "samples_t1.0.png")
+
+
+@pytest.mark.slow
+def test_real_data_scored_as_samples_match_the_real_ceiling(tmp_path, fashion_mnist_dir):
+  """With a real classifier on real Fashion-MNIST: stacked training images scored as if they were
+  samples cover as many modes as the held-out stacked images (within sampling noise, about 13 for two
+  independent sets of 2000), while one repeated image covers one; and fid_domain of real training
+  images against the test images is far below that of noise or of one repeated image."""
+  c = stacked_config(fashion_mnist_dir, 2000)
+  c.eval.classifier_steps, c.eval.feature_cache_dir = 150, str(tmp_path)
+  test = ip.load_split(c.data, "test")
+  samples = ip.load_split(c.data, "train").images[:2000]
+  domain = evaluate.domain_features(c, test)
+  assert domain[1]["test_accuracy"] > 0.75
+  out = evaluate.mode_metrics(samples, test, domain)
+  assert out["modes_real"] > 700 and abs(out["modes"] - out["modes_real"]) <= 40, out
+  assert evaluate.mode_metrics(np.repeat(samples[:1], 2000, 0), test, domain)["modes"] == 1
+  plain = config_lib.base_config()
+  plain.data.idx_dir, plain.eval.classifier_steps, plain.eval.feature_cache_dir = fashion_mnist_dir, 150, str(tmp_path)
+  real_test = ip.load_split(plain.data, "test", limit=1000)
+  features, _ = evaluate.domain_features(plain, real_test)  # the same classifier (cached above)
+  real_train = ip.load_split(plain.data, "train", limit=1000).images
+  noise = np.random.default_rng(0).integers(0, 256, real_train.shape).astype(np.uint8)
+  reference = features(real_test.images)[0]
+  fid = {name: fid_lib.fid_from_features(reference, features(x)[0])
+         for name, x in (("real", real_train), ("noise", noise), ("one", np.repeat(real_train[:1], 1000, 0)))}
+  assert fid["real"] < 0.1 * min(fid["noise"], fid["one"]), fid
