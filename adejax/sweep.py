@@ -348,13 +348,30 @@ def pin_to_job_cpus() -> None:
   logging.info("Member process on CPUs %s (--jobs).", cpus)
 
 
+def prerequisites(member: Member, members: list[Member], workdir: str) -> list[str]:
+  """The members whose run `member` starts from (train.init_checkpoint naming another member's
+  workdir, e.g. gan_bpd's "../gan"): under --jobs it waits until they are done."""
+  start = member.config.train.get("init_checkpoint", "")
+  if not start:
+    return []
+  path = os.path.normpath(os.path.join(workdir, member.name, start))
+  return [m.name for m in members if m.name != member.name
+          and os.path.normpath(os.path.join(workdir, m.name)) == path]
+
+
+def next_ready(pending: list[Member], members: list[Member], workdir: str):
+  """The first pending member whose prerequisites are all done, or None."""
+  done = lambda name: os.path.exists(os.path.join(workdir, name, "done.json"))
+  return next((m for m in pending if all(done(p) for p in prerequisites(m, members, workdir))), None)
+
+
 def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int) -> list[str]:
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
   CPUs, with its output in workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
   2-core host two members at once finish sooner than one after the other (README, "The paper's
   experiments"). Returns the names of the members that failed. On Ctrl-C or SIGTERM the running
   members save a checkpoint of their step and stop (SIGTERM then raises `Stopped`), and the same
-  command resumes them."""
+  command resumes them. A member that starts from another's checkpoint (`prerequisites`) waits for it."""
   import signal
   import subprocess
   import time
@@ -367,8 +384,9 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
   try:
     while (pending or running) and not stop:
       for slot in range(jobs):
-        if slot not in running and pending:
-          m = pending.pop(0)
+        m = next_ready(pending, members, workdir) if slot not in running else None
+        if m is not None:
+          pending.remove(m)
           path = os.path.join(logs, f"{m.name}.log")
           log = open(path, "w")
           command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
@@ -377,6 +395,13 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
           proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
           running[slot] = (m.name, proc, log, path, time.time())
           logging.info("%s: started on CPUs %s, output in %s.", m.name, slices[slot], path)
+      if pending and not running and next_ready(pending, members, workdir) is None:
+        for m in pending:  # what they start from failed: they cannot run
+          failed.append(m.name)
+          logging.error("%s not started: it starts from %s, which did not finish.", m.name,
+                        ", ".join(prerequisites(m, members, workdir)))
+        pending = []
+        break
       time.sleep(0.5)
       for slot, (name, proc, log, path, began) in list(running.items()):
         if proc.poll() is None:

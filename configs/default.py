@@ -13,10 +13,12 @@ Samples and evaluation use an exponential moving average of the generator's para
 0.995, `train.ema_decay`; training itself is unchanged). Two settings keep the VAE using its latents,
 which f_psi otherwise takes over (docs/results/latent_use.md): free bits (`loss.free_bits`, 4 nats per
 latent channel, the default of every config) and a VAE phase: f_psi stays the identity for the first
-1000 steps (`loss.flow_start_step`). Measured from this config (2000 steps, EMA): held-out ELBO bound
-4.89 bits/dim, the classifier recognises 0.877 of held-out reconstructions (0.923 of the same real
-images), fid_domain 248; V-ADE 4.69, 0.894 and 271. Prior samples are patchy blobs, not yet
-recognisable garments. `:tiny` is the test-sized variant.
+1000 steps (`loss.flow_start_step`). Above the VAE's 7x7 and 14x14 levels sits a latent vector z_g ~ N(0, I)
+(`model.global_latent_dim`, 128, every config's default: SNGAN's input z), without which prior samples
+are patchworks. Measured from this config (2000 steps, EMA, 13 minutes on one core): held-out ELBO bound
+4.78 bits/dim, the classifier recognises 0.857 of held-out reconstructions (0.923 of the same real
+images), fid_domain 110 with garments about half the time; V-ADE 4.58, 0.872 and 253; the GAN mode at
+the same wall time 50 (docs/results/latent_use.md). `:tiny` is the test-sized variant.
 """
 from adejax import config_lib
 

@@ -236,3 +236,24 @@ def test_marginal_kl_table_is_per_latent_beside_the_paper(tmp_path):
   lines = exp.table(str(tmp_path), "small", estimate=False).splitlines()
   assert len(lines) == 3  # the other members have not run
   assert lines[2] == "| vae-z50 | 50 | 0.500 | 0.200 | 0.100 | 0.250 | 0.400 | 0.468 | 0.244 |"
+
+
+def test_jobs_start_a_member_only_after_the_member_it_starts_from(tmp_path):
+  """--jobs: ablation's gan_bpd starts from gan's checkpoint ("../gan"), so it waits until gan is done
+  (it used to start beside gan and fail at once)."""
+  from configs import cifar_vae, default
+
+  gan = default.get_config("tiny")
+  gan.mode = "gan"
+  members = [sweep.Member("gan", gan), sweep.Member("gan_bpd", cifar_vae.around_gan(gan, "tiny")),
+             sweep.Member("vae", default.get_config("tiny"))]  # as experiments/ablation.py builds them
+  by_name = {m.name: m for m in members}
+  workdir = str(tmp_path)
+  assert sweep.prerequisites(by_name["gan_bpd"], members, workdir) == ["gan"]
+  assert sweep.prerequisites(by_name["gan"], members, workdir) == []
+  pending = [by_name["gan_bpd"], by_name["vae"]]
+  assert sweep.next_ready(pending, members, workdir).name == "vae"
+  assert sweep.next_ready([by_name["gan_bpd"]], members, workdir) is None
+  os.makedirs(tmp_path / "gan")
+  (tmp_path / "gan" / "done.json").write_text("{}")
+  assert sweep.next_ready(pending, members, workdir).name == "gan_bpd"

@@ -138,6 +138,7 @@ class Family:
     return batch_stats
 
   has_encoder: bool = False  # an inference network q(z | x) trained with the model (latent metrics)
+  standard_normal_prior: bool = True  # its latent prior is N(0, I): estimate_kl's average KL is analytic
 
   def latent_diagnostics(self, params, batch_stats, y: jax.Array, rng: jax.Array, labels) -> dict:
     """How the model uses its latents on images y in [0, 1] (only when `has_encoder`): `kl`, (B, L)

@@ -50,6 +50,7 @@ class GlowVAEFamily(base.Family):
     self.sample_temperature = float(g.temperature)
     self.label = f"glow_vae/{g.prior} prior/{g.schedule}"
     self.has_encoder = True
+    self.standard_normal_prior = g.prior == "normal"
     self.groups = {"vae": base.Group("params", base.make_optimizer(config.optim), ("vae",)),
                    "glow": base.Group("params", base.make_optimizer(config.optim), ("glow",))}
     if g.prior != "normal":
