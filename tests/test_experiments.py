@@ -2,6 +2,7 @@
 family and mode: tests/test_configs.py); the sweep runner skips finished members and collects results."""
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -135,36 +136,46 @@ def get_experiment(scale):
     sweep.cpu_slices(99)
 
 
-def test_sigterm_stops_a_jobs_sweep_after_its_members_checkpoint(tmp_path):
+def test_sigterm_stops_a_jobs_sweep_after_its_members_checkpoint_and_a_relaunch_resumes_it(tmp_path):
   """SIGTERM to a --jobs sweep reaches its running members: each saves a checkpoint of its step, and the
-  sweep exits 0 saying how to resume, leaving no member process behind."""
+  sweep exits 0 saying how to resume, leaving no member process behind. The same command again skips
+  the member that had finished and resumes the stopped one from its checkpoint to the end."""
   import signal
   import time
 
   experiment = _experiment_file(tmp_path, "long.py", """
 def get_experiment(scale):
-  c = default.get_config("tiny")
-  c.mode, c.data.idx_dir = "vae", {idx}
-  c.train.num_steps, c.train.log_every = 100_000, 1
-  return [sweep.Member("long", c)]
+  short, long = default.get_config("tiny"), default.get_config("tiny")
+  for c, steps in ((short, 2), (long, 60)):
+    c.mode, c.data.idx_dir = "vae", {idx}
+    c.train.num_steps, c.train.log_every = steps, 1
+  return [sweep.Member("short", short), sweep.Member("long", long)]
 """)
   root = tmp_path / "sweep"
-  parent = subprocess.Popen([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
-                             f"--workdir={root}", "--scale=tiny", "--jobs=2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}", f"--workdir={root}",
+             "--scale=tiny", "--jobs=2"]
+  parent = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   log, deadline = root / "logs" / "long.log", time.time() + 300
-  while not (log.exists() and "train/" in log.read_text()):  # the member is taking steps
+  while not ((root / "short" / "done.json").exists() and log.exists() and "train/" in log.read_text()):
     assert time.time() < deadline and parent.poll() is None, parent.communicate()[1][-2000:]
     time.sleep(0.5)
   parent.send_signal(signal.SIGTERM)
   _, err = parent.communicate(timeout=120)
   assert parent.returncode == 0, err[-2000:]
-  assert "stopped by SIGTERM" in err and "(long)" in err and "again to resume" in err
+  stopped = re.search(r"running members \(([^)]*)\) saved", err)
+  assert "stopped by SIGTERM" in err and stopped and "long" in stopped.group(1) and "again to resume" in err
   assert "stopped by SIGTERM at step" in log.read_text()  # the member's own checkpoint message
-  assert os.listdir(root / "long" / "checkpoints")
-  assert not (root / "long" / "done.json").exists()
+  stopped_at = max(int(n) for n in os.listdir(root / "long" / "checkpoints") if n.isdigit())
+  assert stopped_at < 60 and not (root / "long" / "done.json").exists()
   leftover = subprocess.run(["pgrep", "-f", "--", f"--workdir={root}"], capture_output=True, text=True)
   assert leftover.returncode == 1, f"member processes left running: {leftover.stdout}"
+
+  finished = (root / "short" / "done.json").stat().st_mtime_ns
+  again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert (root / "short" / "done.json").stat().st_mtime_ns == finished  # skipped, not run again
+  assert (root / "long" / "done.json").exists()
+  assert f"Resumed from step {stopped_at} " in log.read_text()  # the relaunch's log of the member
 
 
 def test_report_keeps_the_discussion(tmp_path):
