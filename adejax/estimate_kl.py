@@ -3,8 +3,8 @@
 The posteriors q(z | x_n) of `--num_posteriors` training images (at the pixel centres), then every
 estimator of `adejax.evaluation.marginal_kl`: Monte Carlo over the aggregate posterior (Algorithm 1),
 a density-ratio classifier (Algorithm 2), a Gaussian-mixture density model, the average KL term and
-eq. 5's lower bound, in nats. For AV-ADE's hierarchical VAE the latent is its top (lowest-resolution)
-level, whose prior is N(0, I); for glow_vae the model's prior (flow, two-stage or normal). Writes
+eq. 5's lower bound, in nats. For AV-ADE's hierarchical VAE the latent is its top level (the global
+vector z_g, or without it the lowest-resolution level), whose prior is N(0, I); for glow_vae the model's prior (flow, two-stage or normal). Writes
 DIR/eval/marginal_kl.json.
 """
 from __future__ import annotations

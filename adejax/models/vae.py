@@ -4,9 +4,11 @@ Latent-variable model in feature space: p(f) = ∫ N(f | mu(z), sigma^2 I) p(z) 
 isotropic sigma. Stochastic layers of `latent_channels` (paper: 32) channels sit at the decoder's
 resolutions, lowest first:
   bottom-up pass:  encoder features h_l at every resolution level l;
-  top-down pass:   x starts as a learned constant at the lowest resolution; at each stochastic level
-                   the prior p(z_l | x) and posterior q(z_l | x, h_l) are diagonal Gaussians (the lowest
-                   level's prior is N(0, I)), z_l is merged into x, then x is upsampled.
+  top-down pass:   x starts as a learned constant at the lowest resolution, plus a dense map of the
+                   global latent vector z_g ~ N(0, I) when `global_latent` > 0 (`GlobalLatent`); at each
+                   stochastic level the prior p(z_l | x) and posterior q(z_l | x, h_l) are diagonal
+                   Gaussians (without z_g the lowest level's prior is N(0, I)), z_l is merged into x,
+                   then x is upsampled.
 Optionally one IAF step (weight norm only, autoregressive over latent channels) refines each posterior.
 
 Architectures:
