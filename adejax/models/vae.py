@@ -132,6 +132,23 @@ class IAFStep(nn.Module):
     return z, jnp.log(sig)
 
 
+def posterior_sample(q_mean, q_log_std, p_mean, p_log_std, noise, context, iaf_step, group):
+  """z = q_mean + exp(q_log_std) * noise (then `iaf_step`, if any) and its terms, each summed by `group`
+  over the elements of one free-bits group, (B, ...) -> (B, G): `kl_channels` (analytic without IAF,
+  log q - log p of the sample with it), and per example `kl`, `log_q`, `log_p`, with the posterior's
+  `q_mean` and `q_log_std`. The one computation of every stochastic layer's posterior terms."""
+  z = q_mean + jnp.exp(q_log_std) * noise
+  log_q = group(gaussian.log_prob_elements(z, q_mean, q_log_std))
+  if iaf_step is not None:
+    z, log_det_elements = iaf_step(z, context)
+    log_q = log_q - group(log_det_elements)
+  log_p = group(gaussian.log_prob_elements(z, p_mean, p_log_std))
+  kl = (log_q - log_p if iaf_step is not None
+        else group(gaussian.kl_elements(q_mean, q_log_std, p_mean, p_log_std)))
+  return z, {"kl": jnp.sum(kl, -1), "kl_channels": kl, "log_q": jnp.sum(log_q, -1),
+             "log_p": jnp.sum(log_p, -1), "q_mean": q_mean, "q_log_std": q_log_std}
+
+
 class StochasticLayer(nn.Module):
   """One top-down stochastic layer: prior p(z|x), posterior q(z|x,h), merge of z into x."""
   features: int
@@ -161,17 +178,9 @@ class StochasticLayer(nn.Module):
     else:
       q_mean, q_log_std, context = jnp.split(
           post_head(nn.elu(jnp.concatenate([x, h_enc], -1)), label), 3, -1)
-      z = q_mean + jnp.exp(q_log_std) * eps * temperature
       per_channel = lambda e: jnp.sum(e.reshape(e.shape[0], -1, zc), axis=1)  # (B, zc)
-      log_q_c = per_channel(gaussian.log_prob_elements(z, q_mean, q_log_std))
-      if self.iaf:
-        z, log_det_elements = IAFStep(name="iaf")(z, context)
-        log_q_c = log_q_c - per_channel(log_det_elements)
-      log_p_c = per_channel(gaussian.log_prob_elements(z, p_mean, p_log_std))
-      kl_c = (log_q_c - log_p_c if self.iaf
-              else per_channel(gaussian.kl_elements(q_mean, q_log_std, p_mean, p_log_std)))
-      stats = {"kl": jnp.sum(kl_c, -1), "kl_channels": kl_c, "log_q": jnp.sum(log_q_c, -1),
-               "log_p": jnp.sum(log_p_c, -1), "q_mean": q_mean, "q_log_std": q_log_std}
+      z, stats = posterior_sample(q_mean, q_log_std, p_mean, p_log_std, eps * temperature, context,
+                                  IAFStep(name="iaf") if self.iaf else None, per_channel)
     return x + conv(self.features, name="merge")(z, label), stats, z
 
 
@@ -198,17 +207,10 @@ class GlobalLatent(nn.Module):
       flat = nn.elu(h_enc.reshape(h_enc.shape[0], -1))
       q_mean, q_log_std, context = jnp.split(
           layers.WNDense(3 * self.dim, g_init=nn.initializers.zeros, name="posterior")(flat), 3, -1)
-      z = q_mean + jnp.exp(q_log_std) * eps * temperature
-      log_q = gaussian.log_prob_elements(z, q_mean, q_log_std)
-      if self.iaf:
-        z, log_det = IAFStep(name="iaf")(z, context)
-        log_q = log_q - log_det
-      zeros = jnp.zeros_like(z)
-      log_p = gaussian.log_prob_elements(z, zeros, zeros)
-      kl = (jnp.sum(log_q - log_p, -1) if self.iaf
-            else jnp.sum(gaussian.kl_elements(q_mean, q_log_std, zeros, zeros), -1))
-      stats = {"kl": kl, "kl_channels": kl[:, None], "log_q": jnp.sum(log_q, -1),
-               "log_p": jnp.sum(log_p, -1), "q_mean": q_mean, "q_log_std": q_log_std}
+      zeros = jnp.zeros_like(q_mean)
+      z, stats = posterior_sample(q_mean, q_log_std, zeros, zeros, eps * temperature, context,
+                                  IAFStep(name="iaf") if self.iaf else None,
+                                  lambda e: jnp.sum(e, -1, keepdims=True))  # one group
     merge = layers.WNDense(int(np.prod(x.shape[1:])), name="merge")(z)
     return x + merge.reshape(x.shape), stats, z
 
