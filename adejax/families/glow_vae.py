@@ -6,10 +6,13 @@ from `config.optim` (the paper: lr 1e-4, halved every N steps: optim.lr_halve_ev
 counts its own updates). Schedule (`config.glow_vae.schedule`):
   "two-phase" (section 3.4): steps < phase1_steps train the VAE and its prior on the images (the Glow
       layer is still the identity); from phase1_steps on the Glow layer alone is trained with everything
-      else frozen. The first phase-2 step initialises the Glow's actnorms on its batch (data-dependent).
-      With prior "two_stage" (Dai & Wipf, the baseline of papers/003 Table 1) phase 1 trains the VAE
+      else frozen, starting from the identity, so phase 2 starts from phase 1's density ("continues to
+      maximise likelihood"): the bound on a batch is the same just before and just after the boundary.
+      (A data-dependent actnorm initialisation there would standardise the Glow's output per channel
+      while the frozen decoder predicts the unstandardised one: the bound would jump up.) With prior "two_stage" (Dai & Wipf, the baseline of papers/003 Table 1) phase 1 trains the VAE
       with N(0, I) and the second-stage VAE then trains for stage2_steps on its frozen codes.
-  "joint": actnorm initialisation on the first batch, then both groups on every step.
+  "joint": actnorm initialisation on the first batch (Glow's data-dependent initialisation: nothing
+      has been fitted yet), then all groups on every step.
 The phase is a function of the step, so a resumed run continues in the right phase; each phase is
 compiled once (`Family.phase`).
 """
@@ -77,8 +80,9 @@ class GlowVAEFamily(base.Family):
     return state.replace(params={**state.params, "glow": {**state.params["glow"], **new}})
 
   # Phases, each compiled once: "vae" (the VAE, with its prior unless that is a second stage),
-  # "stage2" (a two-stage prior on the frozen first stage's codes), "glow_init" (the first step of the
-  # Glow phase: actnorm initialisation), "glow" (the Glow layer alone; everything in "joint").
+  # "stage2" (a two-stage prior on the frozen first stage's codes), "glow" (the Glow layer alone, from
+  # the identity; everything in "joint"), "glow_init" (the joint schedule's first step: actnorm
+  # initialisation on its batch, then a joint update).
   num_phases = 4
   ema_restart_phases = ("glow_init",)  # the Glow's actnorms, set from data
 
@@ -87,7 +91,7 @@ class GlowVAEFamily(base.Family):
       return "vae"
     if step < self.stage2_end:
       return "stage2"
-    return "glow_init" if step == self.stage2_end else "glow"
+    return "glow_init" if self.joint and step == 0 else "glow"
 
   def train_step(self, state, images, labels, rng, constrain, phase):
     del labels, constrain
