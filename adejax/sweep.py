@@ -261,12 +261,13 @@ def hybrid_paper_config(model: str, dataset: str = "cifar10", image_size: int = 
 
 def glow_vae_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
   """papers/003's rows: "full" (the model above); "flow_prior" and "two_stage" (Table 1: the VAE with a
-  learned-gamma decoder and no Glow layer, with the flow prior or Dai & Wipf's second-stage VAE; the
-  two-stage run gives 30% of its steps to the second stage)."""
+  learned-gamma decoder and no Glow layer, with the flow prior or Dai & Wipf's second-stage VAE, sampled
+  at the decoder mean; the two-stage run gives 30% of its steps to the second stage)."""
   g, n = c.glow_vae, c.train.num_steps
   if variant == "full":
     return c
   g.decoder = "gamma"
+  g.temperature = 0.0  # Table 1 samples the underlying VAE: its decoder means g_mu(z), z ~ p(z)
   if variant == "flow_prior":
     g.prior, g.phase1_steps = "flow", n
   elif variant == "two_stage":

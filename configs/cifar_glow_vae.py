@@ -7,7 +7,7 @@ Needs `cifar10` prepared in TFDS. Paper (Table 2): FID 42.14, <= 3.17 bits/dim (
 The settings (`adejax.sweep.glow_vae_paper_config` lists what the paper gives and what is chosen here):
 a 3-stage ResNet VAE with a diagonal decoder, a prior flow of 16 couplings x 1024, a Glow layer of depth
 32; 1000 epochs of VAE + prior, then 1000 of the Glow layer alone; Adam 1e-4 halved every 250 epochs;
-samples at temperature 0.5.
+samples at temperature 0.5 (Table 1's rows, the underlying VAE alone: at its decoder mean).
 
   variant        paper row                                                 FID     BPD
   (none)         Table 2: VAE + Glow layer                                 42.14   <= 3.17
