@@ -218,6 +218,27 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.classifier_steps = 1500   # training steps of the offline domain classifier
   c.eval.critic_steps = 1000       # independent Wasserstein critic (papers/004) on the num_fid_samples
                                    # samples vs as many test images; 0 = skip
+  # `adejax.estimate_kl` (papers/004 section 4, appendix A): the marginal KL[q(z) || p(z)] estimators.
+  # Defaults are the paper's settings where it gives them (its scale: a GPU); `--scale=small` and
+  # `make_tiny` shrink them (sweep.apply_scale).
+  c.eval.marginal_kl = ml_collections.ConfigDict()
+  m = c.eval.marginal_kl
+  m.num_posteriors = 0             # N: training images whose posteriors form q(z); 0 = the whole
+                                   # training split (appendix A.2)
+  m.num_samples = 10_000           # z_i ~ q(z) on which every estimator is evaluated (num_z)
+  m.monte_carlo_samples = 0        # Algorithm 1's z_i (each costs N posterior densities); 0 = all
+                                   # num_samples; a smaller cap is logged when it applies
+  m.classifier_layers = 3          # Algorithm 2's density-ratio MLP: hidden layers (appendix A.3,
+  m.classifier_hidden = 5000       # Tables 2-3: 3-10 layers of 5000 units, leaky ReLU 0.2),
+  m.classifier_lr = 5e-4           # Adam (0.9, 0.9) at 5e-4,
+  m.classifier_steps = 500_000     # for "5 * 10^5" steps (the text's extraction reads "5 * 10 * 5")
+  m.batch_size = 256               # samples per step of the trained estimators (not given)
+  m.gmm_components = 10            # density model 1: diagonal Gaussian mixture (appendix A.4: 10-100)
+  m.maf_flows = 2                  # density model 2: MAF (Papamakarios et al. 2017; appendix A.4: 1-3
+  m.maf_hidden = 1024              # flows of 1-2 hidden layers of 512-2048 units, Adam 1e-4 to 1e-3;
+  m.maf_layers = 2                 # more flows "often" diverged); 0 flows = skip
+  m.maf_lr = 5e-4
+  m.maf_steps = 20_000             # (not given)
 
   c.ckpt = ml_collections.ConfigDict()
   c.ckpt.every = 1000              # save every N steps (and at the end, and on SIGTERM)
@@ -238,6 +259,10 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   c.eval.num_latent_examples = 16
   c.loss.flow_start_step = 0  # a step count of the full schedule; tiny runs train f_psi from the start
   c.eval.num_mode_samples, c.eval.critic_steps = 64, 0  # (the critic's compile alone costs ~30 s)
+  m = c.eval.marginal_kl
+  m.num_posteriors, m.num_samples, m.monte_carlo_samples = 40, 200, 100
+  m.classifier_layers, m.classifier_hidden, m.classifier_steps, m.batch_size = 2, 16, 20, 32
+  m.gmm_components, m.maf_hidden, m.maf_steps, m.maf_layers = 3, 16, 20, 1
   c.train.grad_norms = False  # one compilation fewer (~3 s of a tiny AV-ADE run's ~40)
   g = c.glow_vae
   g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
@@ -335,6 +360,14 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _check(c.eval.num_mode_samples >= 0, "eval.num_mode_samples", "must be >= 0 (0 = skip mode counting)")
   _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
   _check(c.eval.critic_steps >= 0, "eval.critic_steps", "must be >= 0 (0 = skip the independent critic)")
+  kl = c.eval.marginal_kl
+  for key in ("num_posteriors", "monte_carlo_samples", "maf_flows"):
+    _check(kl[key] >= 0, f"eval.marginal_kl.{key}", "must be >= 0 (0: see its comment in config_lib)")
+  for key in ("num_samples", "classifier_layers", "classifier_hidden", "classifier_steps",
+              "batch_size", "gmm_components", "maf_hidden", "maf_layers", "maf_steps"):
+    _check(kl[key] >= 1, f"eval.marginal_kl.{key}", "must be at least 1")
+  for key in ("classifier_lr", "maf_lr"):
+    _check(kl[key] > 0, f"eval.marginal_kl.{key}", "must be > 0")
   o = c.optim
   _check(o.lr > 0, "optim.lr", "must be positive")
   _check(o.name in OPTIMIZERS, "optim.name", f"{o.name!r} is not one of {list(OPTIMIZERS)}")

@@ -1,9 +1,11 @@
 """Marginal KL[q(z) || p(z)] of a trained run (papers/004 section 4): `python -m adejax.estimate_kl --workdir=DIR`.
 
-The posteriors q(z | x_n) of `--num_posteriors` training images (at the pixel centres), then every
+The posteriors q(z | x_n) of `num_posteriors` training images (at the pixel centres), then every
 estimator of `adejax.evaluation.marginal_kl`: Monte Carlo over the aggregate posterior (Algorithm 1),
-a density-ratio classifier (Algorithm 2), a Gaussian-mixture density model, the average KL term and
-eq. 5's lower bound, in nats. For AV-ADE's hierarchical VAE the latent is its top level (the global
+a density-ratio classifier (Algorithm 2), two density models (Algorithm 3: a Gaussian mixture and a
+MAF), the average KL term and eq. 5's lower bound, in nats. Settings: the run config's
+`eval.marginal_kl` (papers/004's by default, shrunk by `--scale=small`), changed with the flags below
+or `--set=KEY=VALUE`. For AV-ADE's hierarchical VAE the latent is its top level (the global
 vector z_g, or without it the lowest-resolution level), whose prior is N(0, I); for glow_vae the model's prior (flow, two-stage or normal). Writes
 DIR/eval/marginal_kl.json.
 """
@@ -35,15 +37,22 @@ def posteriors(trainer, state, images: np.ndarray, labels, batch: int):
   return jnp.asarray(np.concatenate(means)), jnp.asarray(np.concatenate(log_stds))
 
 
-def estimate_run(config, workdir: str, num_posteriors: int = 10_000, num_samples: int = 10_000,
-                 classifier_steps: int = 2000, seed: int = 0) -> dict:
+def estimate_run(config, workdir: str, seed: int = 0, **overrides) -> dict:
+  """Every estimator on the run in `workdir`, at `config.eval.marginal_kl` with `overrides` (its keys,
+  e.g. num_posteriors=40) applied."""
+  settings = config.eval.marginal_kl.to_dict()
+  unknown = sorted(set(overrides) - set(settings))
+  if unknown:
+    raise config_lib.ConfigError(f"unknown marginal-KL settings {unknown}; valid: {sorted(settings)}")
+  settings.update({k: v for k, v in overrides.items() if v is not None})
   if config.model.family == "glow":
     raise config_lib.ConfigError(f"{workdir} is a standalone Glow: a flow has no encoder q(z | x), so "
                                  "there is no marginal KL to estimate; use a run with a latent variable")
   trainer, state, _ = evaluate.restore_trainer(config, workdir)
-  data = input_pipeline.load_split(config.data, config.data.train_split, limit=num_posteriors)
-  means, log_stds = posteriors(trainer, state, data.images[:num_posteriors],
-                               data.labels[:num_posteriors], config.eval.batch_size)
+  limit = settings["num_posteriors"] or None  # 0: the whole training split (papers/004 appendix A.2)
+  data = input_pipeline.load_split(config.data, config.data.train_split, limit=limit)
+  means, log_stds = posteriors(trainer, state, data.images[:limit], data.labels[:limit],
+                               config.eval.batch_size)
   variables = {"params": trainer.eval_params(state), "batch_stats": state.batch_stats}
   log_prior = jax.jit(lambda z: trainer.model.apply(variables, z, method="latent_log_prior"))
   # N(0, I) priors (AV-ADE's top level, papers/004's VAEs, a glow_vae with prior "normal"): the average
@@ -51,8 +60,8 @@ def estimate_run(config, workdir: str, num_posteriors: int = 10_000, num_samples
   prior_sample = None if trainer.family.standard_normal_prior else jax.jit(
       lambda k, z: trainer.model.apply(variables, k, z, method="latent_prior_sample"))
   logging.info("Estimating the marginal KL over %d posteriors of dimension %d.", *means.shape)
-  out = marginal_kl.estimate_all(jax.random.PRNGKey(seed), means, log_stds, log_prior, prior_sample,
-                                 num_samples=num_samples, classifier_steps=classifier_steps)
+  out = marginal_kl.estimate_all(jax.random.PRNGKey(seed), means, log_stds, settings, log_prior,
+                                 prior_sample)
   out["step"] = int(jax.device_get(state.step))
   path = os.path.join(workdir, "eval", "marginal_kl.json")
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -72,15 +81,22 @@ def main(argv):
     if not FLAGS.workdir:
       raise config_lib.ConfigError("--workdir is required")
     config = config_lib.load_run_config(FLAGS.workdir)
-    estimate_run(config, FLAGS.workdir, FLAGS.num_posteriors, FLAGS.num_samples,
-                 FLAGS.classifier_steps)
+    evaluate.apply_overrides(config, [f"eval.marginal_kl.{item}" for item in FLAGS.set])
+    config_lib.validate(config)
+    estimate_run(config, FLAGS.workdir, num_posteriors=FLAGS.num_posteriors,
+                 num_samples=FLAGS.num_samples, classifier_steps=FLAGS.classifier_steps)
 
 
 if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Workdir of a training run.")
-  flags.DEFINE_integer("num_posteriors", 10_000, "Training images whose posteriors form q(z) (N).")
-  flags.DEFINE_integer("num_samples", 10_000, "Samples z ~ q(z) for the estimators.")
-  flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the density-ratio classifier.")
+  flags.DEFINE_integer("num_posteriors", None, "Training images whose posteriors form q(z) (N; 0 = the "
+                       "whole split). Default: the run's eval.marginal_kl.num_posteriors.")
+  flags.DEFINE_integer("num_samples", None, "Samples z ~ q(z) for the estimators. Default: the run's "
+                       "eval.marginal_kl.num_samples.")
+  flags.DEFINE_integer("classifier_steps", None, "Training steps of the density-ratio classifier. "
+                       "Default: the run's eval.marginal_kl.classifier_steps.")
+  flags.DEFINE_multi_string("set", [], "Any eval.marginal_kl setting, KEY=VALUE (repeatable), e.g. "
+                            "--set=classifier_layers=5 --set=maf_flows=0.")
   from adejax import cli
 
   app.run(main, flags_parser=cli.flags_parser("adejax.estimate_kl"))

@@ -86,6 +86,10 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   c.train.log_every, c.train.image_every = 50, 300
   c.eval.every, c.eval.num_examples, c.eval.num_fid_samples = 600, 2000, 2000
   c.ckpt.every = 200
+  m = c.eval.marginal_kl  # papers/004's estimators at a 2-core budget (minutes, not GPU-hours)
+  m.num_posteriors, m.num_samples, m.monte_carlo_samples = 10_000, 10_000, 2000
+  m.classifier_layers, m.classifier_hidden, m.classifier_lr, m.classifier_steps = 2, 256, 1e-3, 2000
+  m.maf_hidden, m.maf_lr, m.maf_steps = 256, 1e-3, 2000
   if c.loss.adv_start_step:
     c.loss.adv_start_step = c.train.num_steps // 2
   if config_lib.MODES[c.mode][0]:  # f_psi joins after a VAE phase (configs/default.py's schedule)

@@ -8,6 +8,17 @@ import pytest
 
 from adejax.evaluation import marginal_kl as mk
 
+
+def small_settings(**changes) -> dict:
+  """eval.marginal_kl at the sweep's small scale, with `changes`."""
+  from adejax import sweep
+  from configs import default
+
+  settings = sweep.apply_scale(default.get_config(), "small").eval.marginal_kl.to_dict()
+  settings.update(maf_hidden=64, maf_steps=1500)
+  settings.update(changes)
+  return settings
+
 M = jnp.array([1.0, -0.5])
 LS = jnp.log(jnp.array([0.6, 1.2]))
 # KL(N(m, s^2) || N(0, 1)) = 1/2 sum(s^2 + m^2 - 1 - 2 log s), written out here (not gaussian.kl, which
@@ -96,9 +107,12 @@ def test_every_estimator_on_a_linear_gaussian_encoder_of_gaussian_data():
   exact = 0.5 * (np.trace(cov) + b @ b - 2 - np.log(np.linalg.det(cov)))
   ignoring_correlation = 0.5 * (np.trace(cov) + b @ b - 2 - np.sum(np.log(np.diag(cov))))
   assert exact - ignoring_correlation > 0.2  # an estimator blind to the correlation fails here
-  out = mk.estimate_all(jax.random.key(0), means, log_stds, num_samples=8000, classifier_steps=1500)
+  out = mk.estimate_all(jax.random.key(0), means, log_stds, small_settings(num_samples=8000,
+                                                                         classifier_steps=1500))
+  assert out["monte_carlo_samples"] == 2000
   assert abs(out["marginal_kl_monte_carlo"] - exact) < 0.03, (out, exact)
   assert abs(out["marginal_kl_density_model"] - exact) < 0.05, (out, exact)
+  assert abs(out["marginal_kl_density_model_maf"] - exact) < 0.05, (out, exact)
   assert abs(out["marginal_kl_density_ratio"] - exact) < 0.1, (out, exact)
   assert out["average_kl"] > exact + 0.2  # the per-posterior term counts I(x; z) too
 
@@ -118,3 +132,56 @@ def test_the_average_kl_is_analytic_for_every_standard_normal_prior():
   assert not families.make(c, (16, 16, 1)).standard_normal_prior
   c.glow_vae.prior = "normal"
   assert families.make(c, (16, 16, 1)).standard_normal_prior
+
+
+def test_the_maf_is_autoregressive_and_its_log_det_is_the_jacobians():
+  """MADE's masks make u_i depend on z_<=i only (per flow; the order reverses between flows), and
+  MAF's log|det dT/dz| equals slogdet of the dense Jacobian (jax.jacfwd) with random weights."""
+  d = 4
+  net = mk.MAF(d, flows=2, hidden=8, layers=2)
+  z = jax.random.normal(jax.random.key(0), (3, d))
+  loc, scale = jnp.array([0.1, -0.2, 0.3, 0.0]), jnp.array([1.5, 0.7, 1.0, 2.0])
+  params = net.init(jax.random.key(1), z, loc, scale)
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(2), len(leaves))
+  params = jax.tree.unflatten(tree, [0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+  u, logdet = net.apply(params, z, loc, scale)
+  for i in range(3):
+    jac = jax.jacfwd(lambda v: net.apply(params, v[None], loc, scale)[0][0])(z[i])
+    np.testing.assert_allclose(float(logdet[i]), np.linalg.slogdet(np.asarray(jac, np.float64))[1],
+                               rtol=1e-4, atol=1e-4)
+  one = mk.MAF(d, flows=1, hidden=8, layers=2)
+  p1 = {"params": {"made_0": params["params"]["made_0"]}}
+  jac = np.asarray(jax.jacfwd(lambda v: one.apply(p1, v[None], loc, scale)[0][0])(z[0]))[::-1]
+  assert np.allclose(np.triu(jac, 1), 0.0) and np.all(np.abs(np.diag(jac)) > 0)  # triangular
+  assert np.abs(np.tril(jac, -1)).max() > 1e-3  # and not diagonal: it conditions on z_<i
+
+
+def test_the_estimators_use_the_config_settings_and_say_when_algorithm_1_is_capped(monkeypatch):
+  """Full scale: papers/004 appendix A.3's density-ratio classifier (3 x 5000 units, lr 5e-4) and
+  Algorithm 1 on every sample (appendix A.2: no cap) on the whole training split; `--scale=small`
+  shrinks them. estimate_all passes the settings on, and logs the Monte Carlo cap when it applies."""
+  from absl import logging as absl_logging
+
+  from adejax import config_lib, sweep
+  from configs import default
+
+  full = config_lib.base_config().eval.marginal_kl
+  assert (full.classifier_layers, full.classifier_hidden, full.classifier_lr) == (3, 5000, 5e-4)
+  assert full.num_posteriors == 0 and full.monte_carlo_samples == 0
+  small = sweep.apply_scale(default.get_config(), "small").eval.marginal_kl
+  assert (small.classifier_layers, small.classifier_hidden, small.monte_carlo_samples) == (2, 256, 2000)
+  seen, logged = {}, []
+  monkeypatch.setattr(mk, "density_ratio", lambda rng, q, p, **kw: seen.update(ratio=kw) or 0.0)
+  monkeypatch.setattr(mk, "monte_carlo", lambda rng, m, s, lp, n: seen.update(mc=n) or 0.0)
+  monkeypatch.setattr(mk, "maf_density_model", lambda rng, q, lp, **kw: seen.update(maf=kw) or 0.0)
+  monkeypatch.setattr(mk, "density_model", lambda rng, q, lp, k: seen.update(gmm=k) or 0.0)
+  monkeypatch.setattr(absl_logging, "info", lambda msg, *a: logged.append(msg % a))
+  means, log_stds = jnp.zeros((30, 2)), jnp.zeros((30, 2))
+  settings = dict(full.to_dict(), num_samples=50)
+  mk.estimate_all(jax.random.key(0), means, log_stds, settings)
+  assert seen["ratio"] == {"hidden": 5000, "layers": 3, "steps": 500_000, "batch": 256, "lr": 5e-4}
+  assert seen["mc"] == 50 and not logged and seen["gmm"] == 10
+  assert seen["maf"]["flows"] == full.maf_flows and seen["maf"]["hidden"] == full.maf_hidden
+  mk.estimate_all(jax.random.key(0), means, log_stds, dict(settings, monte_carlo_samples=20, maf_flows=0))
+  assert seen["mc"] == 20 and any("20 of the 50" in line for line in logged)
