@@ -134,6 +134,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.hybrid.rec_weight_encoder = 1.0  # aae_pp / aae_gan: l1 data reconstruction weight for E (1, 5, 10, 50)
   c.hybrid.rec_weight_generator = 1.0  # ... and for G (1, 5, 10, 50)
   c.hybrid.code_width = 1000       # units of the code / joint discriminator's dense layers
+  c.hybrid.joint_head = "table8"   # veegan's joint discriminator: "table8" (papers/004 Table 8: both
+                                   # trunks, conv 3x3, conv 2x2, logit) or "small" (one dense layer on
+                                   # z, one on both: adejax's earlier, cheaper head)
+  c.hybrid.joint_head_width = 512  # Table 8's head convolutions (the paper's grid: 512, 1024)
   c.hybrid.lr_encoder = 0.0        # learning rates (Table 5); 0 = optim.lr
   c.hybrid.lr_disc = 0.0
   c.hybrid.lr_code = 0.0
@@ -270,7 +274,7 @@ def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Co
   g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
   g.stage2_steps = min(g.stage2_steps, 1)
   c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 2, 4
-  c.hybrid.latent_dim, c.hybrid.code_width = 8, 16
+  c.hybrid.latent_dim, c.hybrid.code_width, c.hybrid.joint_head_width = 8, 16, 16
   return c
 
 
@@ -415,6 +419,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
         _check(False, "data.image_size", str(e))
     _check(h.latent_dim >= 1 and h.code_width >= 1, "hybrid.latent_dim", "sizes must be positive")
     _check(h.critic_steps >= 1, "hybrid.critic_steps", "must be at least 1")
+    _check(h.joint_head in hybrids.JOINT_HEADS, "hybrid.joint_head",
+           f"{h.joint_head!r} is not one of {list(hybrids.JOINT_HEADS)}")
+    _check(h.joint_head_width >= 1, "hybrid.joint_head_width", "must be at least 1")
     _check(min(h.lr_encoder, h.lr_disc, h.lr_code) >= 0, "hybrid.lr_disc", "must be >= 0 (0 = optim.lr)")
     _check(m.num_classes == 0, "model.num_classes", "the hybrid family is unconditional")
 

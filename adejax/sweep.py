@@ -105,7 +105,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
     c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 8, 32
     c.optim.lr_halve_every, c.optim.warmup_steps = 0, 100
   if c.model.family == "hybrid":  # papers/004's own 28x28 networks (or papers/002's at width 1/4); smaller dense layers
-    c.hybrid.code_width = 256
+    c.hybrid.code_width, c.hybrid.joint_head_width = 256, 128
   if scale == "tiny":
     config_lib.make_tiny(c, num_steps=2)
     c.data.image_size, c.data.resize = 16, "resize"

@@ -93,6 +93,37 @@ def test_paper_networks_are_papers_004_tables_6_and_7_at_28x28_and_the_wgan_dcga
     config_lib.validate(c)
 
 
+def test_veegans_joint_discriminator_is_table_8s_head_on_both_trunks():
+  """papers/004 Table 8 at 28x28: the image discriminator's trunk (Table 6's convolutions, no logit)
+  and the code discriminator's trunk (3 x 1000 leaky dense, no logit) on z, the code features tiled
+  over the trunk's 4x4 map and concatenated (64 + 1000 channels), conv 3x3 and conv 2x2 of 512
+  (unpadded: 4x4 -> 2x2 -> 1x1), then the logit. It reads both x and z. The "small" head stays an
+  option: one dense layer on z, one on both."""
+  shape = (28, 28, 3)
+  x, z = jnp.full((2,) + shape, 0.5), jnp.zeros((2, 10))
+  d = hybrids.JointDiscriminator(image_shape=shape)
+  p = d.init(jax.random.key(0), x, z)["params"]
+  kernels = {k: v["kernel"].shape for k, v in p.items()}
+  table6 = [(5, 5, 3, 8), (5, 5, 8, 16), (5, 5, 16, 32), (5, 5, 32, 64), (5, 5, 64, 64)]
+  assert [kernels[f"Conv_{i}"] for i in range(7)] == table6 + [(3, 3, 64 + 1000, 512), (2, 2, 512, 512)]
+  assert [kernels[f"Dense_{i}"] for i in range(4)] == [(10, 1000), (1000, 1000), (1000, 1000), (512, 1)]
+  assert len(kernels) == 11
+  p = jax.tree.map(lambda a: a + 0.05 * jax.random.normal(jax.random.key(1), a.shape), p)
+  base = d.apply({"params": p}, x, z)
+  assert base.shape == (2,)
+  assert float(jnp.max(jnp.abs(d.apply({"params": p}, x, z + 1.0) - base))) > 1e-4
+  assert float(jnp.max(jnp.abs(d.apply({"params": p}, x * 0.2, z) - base))) > 1e-4
+  small = hybrids.JointDiscriminator(image_shape=shape, head="small")
+  sp = jax.eval_shape(lambda: small.init(jax.random.key(0), x, z))["params"]
+  assert {k: v["kernel"].shape for k, v in sp.items() if k.startswith("Dense")} == {
+      "Dense_0": (10, 1000), "Dense_1": (4 * 4 * 64 + 1000, 1000), "Dense_2": (1000, 1)}
+  c = tiny("veegan")
+  assert c.hybrid.joint_head == "table8" and config_lib.base_config().hybrid.joint_head_width == 512
+  c.hybrid.joint_head = "big"
+  with pytest.raises(config_lib.ConfigError, match="hybrid.joint_head"):
+    config_lib.validate(c)
+
+
 def test_wgan_gp_takes_exactly_five_critic_updates_per_generator_update():
   trainer = train.Trainer(tiny("wgan_gp"), SHAPE, devices=jax.devices()[:1])
   state, _ = steps(trainer, trainer.init_state(0), 2)

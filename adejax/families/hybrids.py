@@ -47,7 +47,8 @@ class HybridFamily(base.Family):
     self.model = hybrids.HybridModel(self.image_shape, config.model.width, h.latent_dim, h.likelihood,
                                      config.model.log_sigma_init, h.arch)
     if self.kind == "veegan":
-      self.disc = hybrids.JointDiscriminator(config.model.disc_width, h.code_width, h.arch, self.image_shape)
+      self.disc = hybrids.JointDiscriminator(config.model.disc_width, h.code_width, h.arch, self.image_shape,
+                                             h.joint_head, h.joint_head_width)
     elif h.arch == "paper":
       self.disc = hybrids.PaperDiscriminator(self.image_shape, config.model.disc_width)
     else:

@@ -14,7 +14,7 @@ the architecture (K.5). `arch` picks them:
   "sngan"  the latent-vector SNGAN generator of papers/002 (`generators.LatentVectorGenerator`, ELU,
            batch norm), its transpose (`vae.encoder_blocks`), `discriminators.Discriminator("conv")`.
 Added here: the adversarial autoencoders' code discriminator (a 3-layer MLP of 1000 leaky units on z) and
-VEEGAN's joint discriminator on (x, z).
+VEEGAN's joint discriminator on (x, z) (Table 8's head on both trunks).
 
 `HybridModel.__call__` returns the per-example terms every family returns (`losses.coverage_loss`) for
 the quantized-normal likelihood: pixels centred to [-1, 1] (log-det D log 2), N(x | G(z), sigma^2 I) with
@@ -97,13 +97,19 @@ class Encoder(nn.Module):
     return mean, log_std
 
 
-def paper_disc_features(x, image_shape, width: float):
-  """The convolutional trunk of papers/004's discriminator (Table 6 at 28x28), flattened; called inside a
-  compact module, whose parameters it creates."""
+def paper_disc_trunk(x, image_shape, width: float):
+  """The convolutional trunk of papers/004's discriminator (Table 6 at 28x28), its last feature map;
+  called inside a compact module, whose parameters it creates."""
   *_, convs, k = paper_layout(image_shape, width)
   for features, stride in convs:
     x = nn.leaky_relu(layers.Conv(features, (k, k), (stride, stride), kernel_init=discriminators.he_init(LEAKY))(x),
                       LEAKY)
+  return x
+
+
+def paper_disc_features(x, image_shape, width: float):
+  """`paper_disc_trunk`, flattened."""
+  x = paper_disc_trunk(x, image_shape, width)
   return x.reshape(x.shape[0], -1)
 
 
@@ -133,29 +139,56 @@ class CodeDiscriminator(nn.Module):
     return layers.Dense(1)(z)[:, 0]
 
 
+JOINT_HEADS = ("table8", "small")
+
+
 class JointDiscriminator(nn.Module):
-  """VEEGAN's discriminator on pairs (x, z) (papers/004 Table 8): the image discriminator's trunk's
-  features ("paper": `paper_disc_features`; "sngan": three 4x4 stride-2 leaky convolutions) and a leaky
-  layer on z, concatenated, then a leaky dense layer and a logit."""
+  """VEEGAN's discriminator on pairs (x, z).
+
+  head "table8" (papers/004 Table 8): data features from the image discriminator's trunk (its last
+  feature map, without the classification layer: "paper": `paper_disc_trunk`; "sngan": three 4x4
+  stride-2 leaky convolutions) and code features from the code discriminator's trunk (`code_layers`
+  leaky dense layers of `code_width` on z, without its logit); the code features tiled over the feature
+  map's positions and concatenated on channels; then Table 8's head: conv 3x3 and conv 2x2, stride 1,
+  `head_width` leaky units (the paper's [512, 1024]), unpadded, so the trunks' 4x4 map becomes 1x1
+  (a map smaller than a kernel is zero-padded instead); then "Linear adv" (Table 8's two-way output
+  written as its one logit difference).
+  head "small" (adejax's earlier, cheaper one): the flattened data features beside one leaky dense
+  layer on z, then one leaky dense layer and the logit.
+  """
   width: float = 1.0
   code_width: int = 1000
   arch: str = "paper"
   image_shape: tuple = ()
+  head: str = "table8"
+  head_width: int = 512
+  code_layers: int = 3
 
   @nn.compact
   def __call__(self, x, z):
+    if self.head not in JOINT_HEADS:
+      raise ValueError(f"Unknown joint discriminator head {self.head!r}; choose one of {JOINT_HEADS}.")
+    leaky_dense = lambda n, v: nn.leaky_relu(layers.Dense(n, kernel_init=discriminators.he_init(LEAKY))(v), LEAKY)
+    leaky_conv = lambda n, k, s, v, pad="SAME": nn.leaky_relu(
+        layers.Conv(n, (k, k), (s, s), padding=pad, kernel_init=discriminators.he_init(LEAKY))(v), LEAKY)
     if self.arch == "paper":
-      h = paper_disc_features(x, self.image_shape or x.shape[1:], self.width)
+      h = paper_disc_trunk(x, self.image_shape or x.shape[1:], self.width)
     else:
       h = x
       for c in (64, 128, 256):
-        h = nn.leaky_relu(layers.Conv(max(8, int(c * self.width)), (4, 4), (2, 2),
-                                  kernel_init=discriminators.he_init(LEAKY))(h), LEAKY)
-      h = h.reshape(h.shape[0], -1)
-    g = nn.leaky_relu(layers.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(z), LEAKY)
-    h = nn.leaky_relu(layers.Dense(self.code_width, kernel_init=discriminators.he_init(LEAKY))(
-        jnp.concatenate([h, g], -1)), LEAKY)
-    return layers.Dense(1)(h)[:, 0]
+        h = leaky_conv(max(8, int(c * self.width)), 4, 2, h)
+    if self.head == "small":
+      g = leaky_dense(self.code_width, z)
+      h = leaky_dense(self.code_width, jnp.concatenate([h.reshape(h.shape[0], -1), g], -1))
+      return layers.Dense(1)(h)[:, 0]
+    g = z
+    for _ in range(self.code_layers):
+      g = leaky_dense(self.code_width, g)
+    g = jnp.broadcast_to(g[:, None, None, :], h.shape[:3] + g.shape[-1:])
+    h = jnp.concatenate([h, g], axis=-1)
+    for k in (3, 2):
+      h = leaky_conv(self.head_width, k, 1, h, "VALID" if min(h.shape[1:3]) >= k else "SAME")
+    return layers.Dense(1)(h.reshape(h.shape[0], -1))[:, 0]
 
 
 class HybridModel(nn.Module):
