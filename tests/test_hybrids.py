@@ -11,7 +11,7 @@ from adejax import config_lib, losses, train
 from adejax.models import hybrids
 
 from tests.test_glow_vae import steps
-from tests.test_train import tree_max_diff
+from tests.test_train import images, tree_max_diff
 
 SHAPE = (16, 16, 1)
 # model -> the groups its step updates
@@ -122,6 +122,30 @@ def test_veegans_joint_discriminator_is_table_8s_head_on_both_trunks():
   c.hybrid.joint_head = "big"
   with pytest.raises(config_lib.ConfigError, match="hybrid.joint_head"):
     config_lib.validate(c)
+
+
+@pytest.mark.parametrize("model", ["aae_pp", "aae_gan"])
+def test_the_adversarial_autoencoders_update_in_algorithm_4s_order(model, monkeypatch):
+  """papers/004 Algorithm 4: encoder, then generator, then data discriminator, then code discriminator,
+  each seeing the updates before it. Recorded from an eager step: which groups each update moved, and
+  which groups had already moved (relative to the step's start) when it began."""
+  from adejax.families import base
+
+  trainer = train.Trainer(tiny(model), SHAPE, devices=jax.devices()[:1])
+  family, start = trainer.family, jax.device_get(trainer.init_state(0))
+  moved = lambda s, name: tree_max_diff(family.groups[name].select(getattr(s, family.groups[name].tree)),
+                                        family.groups[name].select(getattr(start, family.groups[name].tree))) > 0
+  log, original = [], base.update_groups
+
+  def recording(state, groups, names, loss_fn):
+    log.append((tuple(names), sorted(n for n in groups if moved(state, n))))
+    return original(state, groups, names, loss_fn)
+
+  monkeypatch.setattr(base, "update_groups", recording)
+  state = trainer.init_state(0)
+  family.train_step(state, jnp.asarray(images(seed=0)), None, jax.random.key(0), lambda x: x)
+  assert log == [(("encoder",), []), (("generator",), ["encoder"]), (("disc",), ["encoder", "generator"]),
+                 (("code",), ["disc", "encoder", "generator"])]
 
 
 def test_wgan_gp_takes_exactly_five_critic_updates_per_generator_update():

@@ -13,8 +13,9 @@ Schedules (R(d) = -logit d, papers/004 Algorithm 4's R_D; "ẑ ~ q(z|x)", "z ~ p
            D(G(z)) - D(x) + gp_weight (10) x two-sided penalty; then G: -D(G(z)).
   aae      C: cross-entropy z vs ẑ; E, G: the likelihood's reconstruction -log p(x | ẑ) + R(C(ẑ)) (the
            analytic KL of the VAE replaced by the code discriminator).
-  aae_pp   C as aae; D: x vs reconstructions G(ẑ); E: rec_weight_encoder l1(x, G(ẑ)) + R(C(ẑ));
-           G: rec_weight_generator l1(x, G(ẑ)) + R(D(G(ẑ))) (eq. 10).
+  aae_pp   Algorithm 4's order E -> G -> D -> C, each seeing the updates before it:
+           E: rec_weight_encoder l1(x, G(ẑ)) + R(C(ẑ)); G: rec_weight_generator l1(x, G(ẑ)) + R(D(G(ẑ)))
+           (eq. 10); D: x vs reconstructions G(ẑ); C as aae.
   aae_gan  aae_pp, and prior samples G(z) also fake for D and in G's loss: + R(D(G(z))) (eq. 11).
   veegan   D(x, z): (x, F(x)) vs (G(z), z); F (the encoder's mean), G: R(D(G(z), z)) +
            l1(z, F(G(z))) (the code reconstruction).
@@ -200,11 +201,15 @@ class HybridFamily(base.Family):
       state, m = self._update(state, ("encoder", "generator"), g_loss)
       return state, {**metrics, "generator_loss": m.pop("loss"), **m}
 
-    # the adversarial autoencoders: the code discriminator first
-    z_hat = jax.lax.stop_gradient(self._posterior(state.params, y, k["post"])[2])
-    state, m = self._bce_update(state, "code", lambda dp: (self._c(dp, z_prior), self._c(dp, z_hat)), "code")
-    metrics.update(m)
+    # the adversarial autoencoders. aae (Makhzani et al.): C, then E and G together (the reconstruction
+    # and R(C(ẑ))). aae_pp / aae_gan: papers/004 Algorithm 4's order, E -> G -> D -> C, each update
+    # seeing the ones before it in this step (ẑ drawn again, with the same noise, from the updated encoder)
+    z_hat_of = lambda params: jax.lax.stop_gradient(self._posterior(params, y, k["post"])[2])
+    code_update = lambda state: self._bce_update(
+        state, "code", lambda dp: (self._c(dp, z_prior), self._c(dp, z_hat_of(state.params))), "code")
     if kind == "aae":
+      state, metrics = code_update(state)
+
       def loss_fn(p):
         _, _, z = self._posterior(p, y, k["post"])
         rec, stats = self._reconstruction(p, bs, y, z)
@@ -212,39 +217,45 @@ class HybridFamily(base.Family):
         return jnp.mean(rec) + adv, ({"reconstruction": jnp.mean(rec), "code_adversarial": adv}, stats)
       state, m = self._update(state, ("encoder", "generator"), loss_fn)
       return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+    else:
+      gan = kind == "aae_gan"
 
-    # aae_pp / aae_gan: the data discriminator, then the encoder, then the generator
-    gan = kind == "aae_gan"
-    rec_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_hat)[0])
-    prior_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0]) if gan else None
+      def e_loss(p):  # eq. 12
+        _, _, z = self._posterior(p, y, k["post"])
+        img, _, stats = self._generate(p, bs, z)
+        rec = jnp.mean(l1(y, img))
+        adv = losses.quality_loss(self._c(state.disc_params, z))
+        return self.h.rec_weight_encoder * rec + adv, ({"reconstruction_l1": rec, "code_adversarial": adv}, stats)
+      state, m = self._update(state, ("encoder",), e_loss)
+      metrics.update({"encoder_loss": m.pop("loss"), **m})
 
-    def d_logits(dp):
-      real, fake = self._d(dp, y), self._d(dp, rec_img)
-      if gan:  # reals against both fakes, each weighted as one half of the fake term
-        fake = jnp.concatenate([fake, self._d(dp, prior_img)])
-      return real, fake
-    state, m = self._bce_update(state, "disc", d_logits, "disc")
-    metrics.update(m)
+      z_hat = z_hat_of(state.params)
 
-    def e_loss(p):
-      _, _, z = self._posterior(p, y, k["post"])
-      img, _, stats = self._generate(p, bs, z)
-      rec = jnp.mean(l1(y, img))
-      adv = losses.quality_loss(self._c(state.disc_params, z))
-      return self.h.rec_weight_encoder * rec + adv, ({"reconstruction_l1": rec, "code_adversarial": adv}, stats)
-    state, m = self._update(state, ("encoder",), e_loss)
-    metrics.update({"encoder_loss": m.pop("loss"), **m})
+      def g_loss(p):
+        img, _, stats = self._generate(p, state.batch_stats, z_hat)
+        rec = jnp.mean(l1(y, img))
+        adv = losses.quality_loss(self._d(state.disc_params, img))
+        if gan:
+          sample, _, stats = self._generate(p, stats, z_prior)
+          adv = adv + losses.quality_loss(self._d(state.disc_params, sample))
+        return self.h.rec_weight_generator * rec + adv, ({"data_adversarial": adv}, stats)
+      state, m = self._update(state, ("generator",), g_loss)
+      metrics.update({"generator_loss": m.pop("loss"), **m})
 
-    def g_loss(p):
-      img, _, stats = self._generate(p, bs, z_hat)
-      rec = jnp.mean(l1(y, img))
-      adv = losses.quality_loss(self._d(state.disc_params, img))
-      if gan:
-        sample, _, stats = self._generate(p, stats, z_prior)
-        adv = adv + losses.quality_loss(self._d(state.disc_params, sample))
-      return self.h.rec_weight_generator * rec + adv, ({"data_adversarial": adv}, stats)
-    state, m = self._update(state, ("generator",), g_loss)
-    return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+      bs = state.batch_stats
+      rec_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_hat)[0])
+      prior_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0]) if gan else None
+
+      def d_logits(dp):
+        real, fake = self._d(dp, y), self._d(dp, rec_img)
+        if gan:  # reals against both fakes, each weighted as one half of the fake term
+          fake = jnp.concatenate([fake, self._d(dp, prior_img)])
+        return real, fake
+      state, m = self._bce_update(state, "disc", d_logits, "disc")
+      metrics.update(m)
+
+      state, m = code_update(state)
+      return state, {**metrics, **m}
 
   def batch_stats_of(self, params, batch_stats, images, labels, rng):
     z = jax.random.normal(rng, (images.shape[0], self.h.latent_dim))
