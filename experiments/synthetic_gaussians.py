@@ -48,8 +48,11 @@ def run(dims, seeds, estimation_steps, steps, batch, earlier: dict | None = None
       if (d, seed) in done:
         continue
       key = jax.random.fold_in(jax.random.PRNGKey(seed), d)
-      est = synthetic.estimation(key, d, steps=estimation_steps)
-      mini = synthetic.minimization(key, d, steps=steps, batch=batch)
+      # one pair of Gaussians for both studies, derived once; each study's own randomness from `key`
+      # (its split(key)[0:2] are the pair's halves as before, so earlier results stay reproducible)
+      q, p = synthetic.random_pair(key, d)
+      est = synthetic.estimation(key, d, steps=estimation_steps, q=q, p=p)
+      mini = synthetic.minimization(key, d, steps=steps, batch=batch, q=q, p=p)
       print(f"d={d} seed={seed}: KL {est['true_kl']:.2f}, classifier estimate {est['estimated_kl']:.2f}; "
             f"minimised from {mini['true_kl'][0]:.2f} to {mini['true_kl'][-1]:.2f}", flush=True)
       out["runs"].append({"seed": seed, **est, "minimisation": mini})

@@ -1,4 +1,8 @@
 """papers/004 section 5: the synthetic Gaussian study's parts against known answers."""
+import functools
+import importlib.util
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,16 +33,21 @@ def test_the_classifier_estimates_a_one_dimensional_kl_and_minimises_it():
   assert mini["true_kl"][-1] < 0.3 * mini["true_kl"][0], mini["true_kl"]  # measured 3.50 -> 0.61
 
 
-def test_the_study_writes_its_results_and_plot(tmp_path):
-  import importlib.util
-  import json
-  import os
-
+@functools.lru_cache(maxsize=None)
+def experiment_module():
+  """experiments/synthetic_gaussians.py, loaded once (it defines absl flags)."""
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
                       "synthetic_gaussians.py")
   spec = importlib.util.spec_from_file_location("synthetic_gaussians", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  return module
+
+
+def test_the_study_writes_its_results_and_plot(tmp_path):
+  import json
+
+  module = experiment_module()
   results = module.run([1, 2], seeds=1, estimation_steps=20, steps=200, batch=16)
   module.plot(results, str(tmp_path / "plot.png"))
   assert os.path.getsize(tmp_path / "plot.png") > 1000 and len(results["runs"]) == 2
@@ -46,3 +55,20 @@ def test_the_study_writes_its_results_and_plot(tmp_path):
   # a second call into the same results keeps the runs it has and adds the new ones, in order
   more = module.run([2, 3], seeds=1, estimation_steps=20, steps=200, batch=16, earlier=results)
   assert [r["d"] for r in more["runs"]] == [1, 2, 3] and more["runs"][1] is results["runs"][1]
+
+
+def test_estimation_and_minimisation_share_one_explicitly_derived_pair(monkeypatch):
+  """The study compares estimating and minimising the KL of the same two Gaussians: the experiment
+  derives the pair once (`synthetic.random_pair`) and hands it to both, whatever key each study gets."""
+  module = experiment_module()
+  seen = {}
+  monkeypatch.setattr(synthetic, "estimation", lambda key, d, q=None, p=None, **kw: seen.update(est=(q, p)) or
+                      {"d": d, "true_kl": 0.0, "estimated_kl": 0.0})
+  monkeypatch.setattr(synthetic, "minimization", lambda key, d, q=None, p=None, **kw: seen.update(mini=(q, p)) or
+                      {"true_kl": [0.0]})
+  module.run([3], seeds=1, estimation_steps=1, steps=1, batch=4)
+  expected = synthetic.random_pair(jax.random.fold_in(jax.random.PRNGKey(0), 3), 3)
+  for name in ("est", "mini"):
+    assert len(jax.tree.leaves(seen[name])) == 4, name  # both (W, b) given, not drawn inside
+    for got, want in zip(jax.tree.leaves(seen[name]), jax.tree.leaves(expected)):
+      np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

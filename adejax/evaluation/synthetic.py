@@ -28,6 +28,13 @@ def random_gaussian(rng, d: int, k: int | None = None):
   return jax.random.normal(k_w, (k, d)) / np.sqrt(k), jax.random.normal(k_b, (d,))
 
 
+def random_pair(rng, d: int):
+  """(q, p): the study's two random Gaussians of dimension d, each (W, b) from `random_gaussian`, from
+  the two halves of `rng` (the pair that estimation and minimisation share)."""
+  k_q, k_p = jax.random.split(rng)
+  return random_gaussian(k_q, d), random_gaussian(k_p, d)
+
+
 def sample(params, rng, n: int):
   w, b = params
   return jax.random.normal(rng, (n, w.shape[0])) @ w + b
