@@ -31,5 +31,5 @@ setup(
     install_requires=INSTALL_REQUIRES,
     # notebooks are executed by the tests (nbclient, in an ipykernel)
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3.8", "nbclient>=0.10", "nbformat>=5.10",
-                             "ipykernel>=6.29"]},
+                             "ipykernel>=6.29", "ruff>=0.8"]},
 )

@@ -35,7 +35,6 @@ the harness on a tiny config).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import resource
 import statistics

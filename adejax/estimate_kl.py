@@ -12,7 +12,6 @@ DIR/eval/marginal_kl.json.
 from __future__ import annotations
 
 import os
-import sys
 
 import jax
 import jax.numpy as jnp

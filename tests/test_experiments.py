@@ -6,8 +6,6 @@ import re
 import subprocess
 import sys
 
-import jax
-import numpy as np
 import pytest
 
 from adejax import config_lib, sweep, train

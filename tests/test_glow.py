@@ -28,7 +28,6 @@ def test_inverse_and_logdet_match_jacobian(shape, lu):
   x2, ild = m.apply(v, y, method="inverse_and_log_det")
   np.testing.assert_allclose(x2, x, atol=1e-5)
   np.testing.assert_allclose(ild, -ld, rtol=1e-5, atol=1e-5)
-  d = int(np.prod(shape))
   for i in range(2):
     f = lambda flat: m.apply(v, flat.reshape((1,) + shape), method="forward_and_log_det")[0].reshape(-1)
     sign, logabs = jnp.linalg.slogdet(jax.jacrev(f)(x[i].reshape(-1)))

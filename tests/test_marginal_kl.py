@@ -121,7 +121,7 @@ def test_the_average_kl_is_analytic_for_every_standard_normal_prior():
   """estimate_kl asks the family whether its prior is N(0, I): papers/004's hybrid VAEs and AV-ADE are,
   so their average KL is the closed form (it used to read glow_vae.prior, 'flow' by default, for every
   family); a glow_vae with a learned prior is not."""
-  from adejax import config_lib, families
+  from adejax import families
   from configs import default
 
   c = default.get_config("tiny")

@@ -17,7 +17,6 @@ Glow's own part), so held-out bounds are computed and counted exactly as for AV-
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import distrax
 import flax.linen as nn

@@ -2,7 +2,6 @@
 preempted sweep member: the run stops or recovers as documented and nothing of the user's is lost."""
 import errno
 import os
-import shutil
 import subprocess
 
 import jax
