@@ -36,6 +36,11 @@ def flags_parser(program: str):
   override, missing config file) as one line on stderr and exit status 2."""
 
   def parse(argv):
+    from adejax import config_lib
+
+    for arg in argv:  # config files import the configs/ package beside them
+      if arg.startswith("--config="):
+        config_lib.make_configs_importable(arg[len("--config="):].split(":")[0])
     try:
       return flags.FLAGS(argv)
     except flags.Error as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import ml_collections
 
@@ -224,7 +225,7 @@ def base_config() -> ml_collections.ConfigDict:
                                    # samples vs as many test images; 0 = skip
   # `adejax.estimate_kl` (papers/004 section 4, appendix A): the marginal KL[q(z) || p(z)] estimators.
   # Defaults are the paper's settings where it gives them (its scale: a GPU); `--scale=small` and
-  # `make_tiny` shrink them (sweep.apply_scale).
+  # `make_tiny` shrink them (experiment.apply_scale).
   c.eval.marginal_kl = ml_collections.ConfigDict()
   m = c.eval.marginal_kl
   m.num_posteriors = 0             # N: training images whose posteriors form q(z); 0 = the whole
@@ -441,6 +442,19 @@ def check_devices(c: ml_collections.ConfigDict, num_devices: int) -> None:
   for key, size in (("train.batch_size", c.train.batch_size), ("eval.batch_size", c.eval.batch_size)):
     _check(size % num_devices == 0, key,
            f"{size} is not divisible by the {num_devices} devices; use a multiple of {num_devices}")
+
+
+def make_configs_importable(path: str) -> None:
+  """Put the project root above the `configs/` folder that holds `path` (a config or experiment file)
+  on sys.path, so that its `from configs... import` lines work whatever the working directory."""
+  here = os.path.dirname(os.path.abspath(path))
+  while here != os.path.dirname(here):
+    if os.path.basename(here) == "configs" or os.path.isdir(os.path.join(here, "configs")):
+      root = os.path.dirname(here) if os.path.basename(here) == "configs" else here
+      if root not in sys.path:
+        sys.path.insert(0, root)
+      return
+    here = os.path.dirname(here)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:

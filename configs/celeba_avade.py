@@ -6,11 +6,11 @@
 Needs `celeb_a` prepared in TFDS; centre-cropped to a square, resized to 64x64, the training split
 streamed, held-out numbers on the test split. Add `tiny` for the test-sized version.
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {"wg,rd": {}}
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("av-ade", variant, "configs/celeba_avade.py", ("rd", "wg", "iaf", "s2"),
+  return p002.variant_config("av-ade", variant, "configs/celeba_avade.py", ("rd", "wg", "iaf", "s2"),
                               dataset="celeb_a", image_size=64, default="wg,rd")

@@ -22,11 +22,11 @@ discriminator update per generator update, 500k steps.
   flow3x3        Table 9a: 3 scales x 3 blocks                      3.49   6.5   31.7
 
 Table 1's AV-ADE has 1.4% fewer generator weights than the VAE to pay for f_psi; experiments/ablation.py
-narrows the width to match (`sweep.match_width`). The Table 9 rows use the residual architectures of
+narrows the width to match (`p002.match_width`). The Table 9 rows use the residual architectures of
 Table 6 and switch on the adversarial loss at 40% of training. Add `tiny` to any variant (e.g.
 `:wg,rd,tiny`) for the test-sized version (mock data in tests).
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {
     "": {"bpd": 3.9, "is": 7.1, "fid": 28.0},
@@ -44,4 +44,4 @@ NAMES = ("rd", "wg", "iaf", "s2", "cond", "flow1x2", "flow2x2", "flow2x4", "flow
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("av-ade", variant, "configs/cifar_avade.py", NAMES)
+  return p002.variant_config("av-ade", variant, "configs/cifar_avade.py", NAMES)

@@ -9,10 +9,10 @@ trained by maximum likelihood and adversarially.
 
 Add `tiny` for the test-sized version.
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {"": {"bpd": 4.4, "is": 5.1, "fid": 58.6}}
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("av-gde", variant, "configs/cifar_avgde.py", ())
+  return p002.variant_config("av-gde", variant, "configs/cifar_avgde.py", ())

@@ -12,7 +12,7 @@ one latent vector (section 5.1, footnote 2), the conv discriminator with the gra
 A GAN has no density: its [BPD] comes from configs/cifar_vae.py:gan_bpd trained around the frozen
 generator. Add `tiny` to any variant for the test-sized version.
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {
     "": {"bpd": 7.0, "is": 6.8, "fid": 31.4},
@@ -22,4 +22,4 @@ PAPER = {
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("gan", variant, "configs/cifar_gan.py", ("rd", "cond"))
+  return p002.variant_config("gan", variant, "configs/cifar_gan.py", ("rd", "cond"))

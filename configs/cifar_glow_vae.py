@@ -4,7 +4,7 @@
       --config.data.tfds_data_dir=/path/to/tensorflow_datasets
 
 Needs `cifar10` prepared in TFDS. Paper (Table 2): FID 42.14, <= 3.17 bits/dim (Glow: 46.90, 3.35).
-The settings (`adejax.sweep.glow_vae_paper_config` lists what the paper gives and what is chosen here):
+The settings (`configs.papers.p003.glow_vae_paper_config` lists what the paper gives and what is chosen here):
 a 3-stage ResNet VAE with a diagonal decoder, a prior flow of 16 couplings x 1024, a Glow layer of depth
 32; 1000 epochs of VAE + prior, then 1000 of the Glow layer alone; Adam 1e-4 halved every 250 epochs;
 samples at temperature 0.5 (Table 1's rows, the underlying VAE alone: at its decoder mean).
@@ -16,7 +16,8 @@ samples at temperature 0.5 (Table 1's rows, the underlying VAE alone: at its dec
 
 Add `tiny` to any variant (e.g. `:two_stage,tiny`) for the test-sized version on mock data.
 """
-from adejax import config_lib, sweep
+from adejax import config_lib
+from configs.papers import p003
 
 PAPER = {"": {"fid": 42.14, "bpd": 3.17}, "flow_prior": {"fid": 71.85}, "two_stage": {"fid": 76.04}}
 
@@ -25,8 +26,8 @@ def get_config(variant: str = "", dataset: str = "cifar10", image_size: int = 32
                config_file: str = "configs/cifar_glow_vae.py"):
   given = config_lib.parse_variant(variant, config_file, ("flow_prior", "two_stage"),
                                    exclusive=(("flow_prior", "two_stage"),))
-  c = sweep.glow_vae_paper_config(dataset, image_size, scales)
-  sweep.glow_vae_variant(c, next((n for n in given if n != "tiny"), "full"))
+  c = p003.glow_vae_paper_config(dataset, image_size, scales)
+  p003.glow_vae_variant(c, next((n for n in given if n != "tiny"), "full"))
   if "tiny" in given:
     config_lib.make_tiny(c, num_steps=4)
     c.data.image_size = 16

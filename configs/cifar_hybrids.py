@@ -5,7 +5,7 @@ per variant:
       --config.data.tfds_data_dir=/path/to/tensorflow_datasets
 
 Needs `cifar10` prepared in TFDS. The shared networks, Adam (0.5, 0.9), batch 64, 200,000 iterations,
-the first learning rate of each model's Table 5 grid (`adejax.sweep.hybrid_paper_config`;
+the first learning rate of each model's Table 5 grid (`configs.papers.p004.hybrid_paper_config`;
 `experiments/hybrids.py` sweeps the grids). papers/004 reports these models as plots (Inception score,
 the independent Wasserstein critic) and box plots over the sweeps, not as a table of numbers.
 
@@ -19,18 +19,19 @@ the independent Wasserstein critic) and box plots over the sweeps, not as a tabl
 
 Add `tiny` to any variant (e.g. `:veegan,tiny`) for the test-sized version on mock data.
 """
-from adejax import config_lib, sweep
+from adejax import config_lib
+from configs.papers import p004
 
 PAPER = {"vae": {}, "vae,quantized_normal": {}, "dcgan": {}, "wgan_gp": {}, "aae": {}, "aae_pp": {},
          "aae_gan": {}, "veegan": {}}
-MODELS = tuple(sweep.HYBRID_LR_GRIDS)
+MODELS = tuple(p004.HYBRID_LR_GRIDS)
 
 
 def get_config(variant: str = "vae", dataset: str = "cifar10", image_size: int = 32,
                config_file: str = "configs/cifar_hybrids.py"):
   given = config_lib.parse_variant(variant, config_file, MODELS + ("quantized_normal",), exclusive=(MODELS,))
   model = next((n for n in given if n in MODELS), "vae")
-  c = sweep.hybrid_paper_config(model, dataset, image_size,
+  c = p004.hybrid_paper_config(model, dataset, image_size,
                                 "quantized_normal" if "quantized_normal" in given else "bernoulli")
   if "tiny" in given:
     config_lib.make_tiny(c, num_steps=4)

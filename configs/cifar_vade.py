@@ -15,7 +15,7 @@ As configs/cifar_avade.py without the adversarial loss (mode v-ade).
 Table 1's V-ADE has 1.4% fewer generator weights than the VAE (experiments/ablation.py matches them).
 Add `tiny` to any variant for the test-sized version.
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {
     "": {"bpd": 3.5, "is": 3.0, "fid": 112.0},
@@ -28,4 +28,4 @@ NAMES = ("flow1x2", "flow2x2", "flow3x2", "flow4x1")
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("v-ade", variant, "configs/cifar_vade.py", NAMES)
+  return p002.variant_config("v-ade", variant, "configs/cifar_vade.py", NAMES)

@@ -14,13 +14,14 @@ and trains an inference network and an isotropic sigma around it by maximum like
 its ELBO is an upper bound on the GAN's bits/dim (the paper's approximate [7.0]). Add `tiny` for the
 test-sized version.
 """
-from adejax import config_lib, sweep
+from adejax import config_lib, experiment
+from configs.papers import p002
 
 PAPER = {"": {"bpd": 4.4, "is": 2.0, "fid": 171.0}, "gan_bpd": {"bpd": 7.0}}
 
 
 def get_config(variant: str = ""):
-  c = sweep.variant_config("vae", variant, "configs/cifar_vae.py", ("gan_bpd",))
+  c = p002.variant_config("vae", variant, "configs/cifar_vae.py", ("gan_bpd",))
   if "gan_bpd" in config_lib.parse_variant(variant, "configs/cifar_vae.py", ("gan_bpd",)):
     c.model.generator = "vector"  # the GAN's own generator
     c.train.freeze = "decoder"
@@ -32,7 +33,7 @@ def get_config(variant: str = ""):
 def around_gan(gan, scale: str, gan_workdir: str = "../gan"):
   """`gan_bpd` for an experiment's GAN member: its config `gan` (already at `scale`), its workdir
   relative to this run's; half the GAN's steps, the GAN's width, no FID (the GAN's run scores it)."""
-  c = sweep.apply_scale(get_config("gan_bpd"), scale)
+  c = experiment.apply_scale(get_config("gan_bpd"), scale)
   c.train.init_checkpoint = gan_workdir
   c.model.width = gan.model.width
   c.train.num_steps = max(2, gan.train.num_steps // 2)

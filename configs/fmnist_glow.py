@@ -8,11 +8,12 @@ layer of configs/fmnist_glow_vae.py (which has 1 level of 8); affine couplings, 
 learned top prior; Adam 1e-3 after a 100-step linear warm-up, batch 64. `:tiny` is the test-sized
 variant.
 """
-from adejax import config_lib, sweep
+from adejax import config_lib, experiment
+from configs.papers import p003
 
 
 def get_config(variant: str = ""):
-  c = sweep.apply_scale(sweep.glow_paper_config("fashion_mnist", 28, 2), "small")
+  c = experiment.apply_scale(p003.glow_paper_config("fashion_mnist", 28, 2), "small")
   c.train.num_steps = 2000
   c.train.image_every, c.eval.every, c.ckpt.every = 1000, 1000, 400
   if "tiny" in config_lib.parse_variant(variant, "configs/fmnist_glow.py", ()):

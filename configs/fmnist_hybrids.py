@@ -7,14 +7,14 @@ discriminators of 256 units, batch 64; `--config.hybrid.arch=sngan` for papers/0
 Variants as configs/cifar_hybrids.py (vae, dcgan, wgan_gp, aae, aae_pp, aae_gan, veegan, and
 `quantized_normal` for the VAE / AAE likelihood); 2000 steps. `:tiny` is the test-sized variant.
 """
-from adejax import config_lib, sweep
+from adejax import config_lib, experiment
 from configs import cifar_hybrids
 
 
 def get_config(variant: str = "vae"):
   given = config_lib.parse_variant(variant, "configs/fmnist_hybrids.py",
                                    cifar_hybrids.MODELS + ("quantized_normal",), exclusive=(cifar_hybrids.MODELS,))
-  c = sweep.apply_scale(cifar_hybrids.get_config(",".join(sorted(given - {"tiny"})) or "vae"), "small")
+  c = experiment.apply_scale(cifar_hybrids.get_config(",".join(sorted(given - {"tiny"})) or "vae"), "small")
   c.train.num_steps = 2000
   c.train.image_every, c.eval.every, c.ckpt.every = 1000, 1000, 400
   if "tiny" in given:

@@ -11,11 +11,11 @@ held-out numbers on the validation split. Batch 32, one more generator level at 
 
 Other refinements (rd, wg, iaf, s2) can be named instead. Add `tiny` for the test-sized version.
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {"wg,rd": {"bpd": 4.90, "is": 8.5, "fid": 45.5}}
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("av-ade", variant, "configs/imagenet_avade.py", ("rd", "wg", "iaf", "s2"),
+  return p002.variant_config("av-ade", variant, "configs/imagenet_avade.py", ("rd", "wg", "iaf", "s2"),
                               dataset="downsampled_imagenet/64x64", image_size=64, default="wg,rd")

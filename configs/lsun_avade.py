@@ -19,7 +19,8 @@ at 128x128. Variant: a category and a resolution (default bedroom,64), plus `tin
   conference_room      4.2  / 21.3  3.1 / 61.7
   restaurant           4.7  / 20.5  3.8 / 60.0
 """
-from adejax import config_lib, sweep
+from adejax import config_lib
+from configs.papers import p002
 
 TABLE5 = {  # category: ((BPD, FID) at 64x64, (BPD, FID) at 128x128)
     "bedroom": ((3.92, 21.1), (3.0, 70.1)), "tower": ((3.95, 15.5), (3.1, 40.8)),
@@ -39,5 +40,5 @@ def get_config(variant: str = ""):
                                    exclusive=(tuple(TABLE5), RESOLUTIONS))
   category = next((n for n in given if n in TABLE5), "bedroom")
   size = int(next((n for n in given if n in RESOLUTIONS), "64"))
-  return sweep.variant_config("av-ade", "wg,rd" + ",tiny" * ("tiny" in given), file, ("rd", "wg"),
+  return p002.variant_config("av-ade", "wg,rd" + ",tiny" * ("tiny" in given), file, ("rd", "wg"),
                               dataset=f"lsun/{category}", image_size=size)

@@ -14,7 +14,7 @@ split; batch 32, otherwise the CIFAR-10 hyper-parameters (the paper did not tune
 (Table 4 writes "wd"; section 5.3 and Table 5 name the same model (wg, rd).) Add `tiny` to any variant
 for the test-sized version.
 """
-from adejax import sweep
+from configs.papers import p002
 
 PAPER = {
     "wg,rd": {"bpd": 4.4, "is": 9.4, "fid": 44.3},
@@ -24,5 +24,5 @@ PAPER = {
 
 
 def get_config(variant: str = ""):
-  return sweep.variant_config("av-ade", variant, "configs/stl10_avade.py", ("rd", "wg", "iaf", "s2"),
+  return p002.variant_config("av-ade", variant, "configs/stl10_avade.py", ("rd", "wg", "iaf", "s2"),
                               dataset="stl10", image_size=48, default="wg,rd")

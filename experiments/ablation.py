@@ -13,26 +13,27 @@ compared under one evaluation (its paper numbers are its own CIFAR-10 Table 2). 
 inference network of its own, so its row's bits/dim comes from `gan_bpd` (configs/cifar_vae.py:gan_bpd:
 the GAN's generator frozen, an encoder and sigma trained around it; the paper's approximate [7.0]).
 """
-from adejax import config_lib, sweep
+from adejax import config_lib, experiment
 from configs import cifar_avade, cifar_avgde, cifar_gan, cifar_glow_vae, cifar_vade, cifar_vae
+from configs.papers import p002
 
 CONFIGS = {"gan": cifar_gan, "vae": cifar_vae, "v-ade": cifar_vade, "av-gde": cifar_avgde,
            "av-ade": cifar_avade}
 
 
 def get_experiment(scale: str):
-  configs = {mode: sweep.apply_scale(f.get_config(), scale) for mode, f in CONFIGS.items()}
-  target = sweep.generator_param_count(configs["vae"])
+  configs = {mode: experiment.apply_scale(f.get_config(), scale) for mode, f in CONFIGS.items()}
+  target = experiment.generator_param_count(configs["vae"])
   members = []
   for mode, config in configs.items():
     if config_lib.MODES[mode][0]:  # f_psi present: compensate its parameters
-      config.model.width = sweep.match_width(config, target, lo=0.5 * config.model.width,
+      config.model.width = p002.match_width(config, target, lo=0.5 * config.model.width,
                                              hi=config.model.width)
-    members.append(sweep.Member(mode, config, CONFIGS[mode].PAPER[""],
+    members.append(experiment.Member(mode, config, CONFIGS[mode].PAPER[""],
                                 bpd_from="gan_bpd" if mode == "gan" else ""))
     if mode == "gan":
-      members.append(sweep.Member("gan_bpd", cifar_vae.around_gan(config, scale), cifar_vae.PAPER["gan_bpd"]))
-  glow = sweep.apply_scale(cifar_glow_vae.get_config(), scale)
-  members.append(sweep.Member("glow-vae", glow, cifar_glow_vae.PAPER[""]))
+      members.append(experiment.Member("gan_bpd", cifar_vae.around_gan(config, scale), cifar_vae.PAPER["gan_bpd"]))
+  glow = experiment.apply_scale(cifar_glow_vae.get_config(), scale)
+  members.append(experiment.Member("glow-vae", glow, cifar_glow_vae.PAPER[""]))
   return members
 

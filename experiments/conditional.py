@@ -11,10 +11,10 @@ reports `gan_test_domain` and `gan_train_domain`: the paper's two accuracies mea
 domain classifier (fractions; the paper's are in the columns beside, also as fractions, measured with
 another classifier, so compare orderings, not values).
 """
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_avade, cifar_gan
 
 
 def get_experiment(scale: str):
-  return [sweep.Member(name, sweep.apply_scale(f.get_config("cond"), scale), f.PAPER["cond"])
+  return [experiment.Member(name, experiment.apply_scale(f.get_config("cond"), scale), f.PAPER["cond"])
           for name, f in (("gan_cond", cifar_gan), ("av-ade_cond", cifar_avade))]

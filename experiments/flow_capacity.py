@@ -6,12 +6,12 @@ Each row is a `flowSxB` variant of configs/cifar_vade.py or configs/cifar_avade.
 architectures of Table 6; the AV-ADE models first train by maximum likelihood, then switch on the
 adversarial loss (loss.adv_start_step, at 40% of training).
 """
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_avade, cifar_vade
 
 
 def get_experiment(scale: str):
-  return [sweep.Member(f"{mode}_s{variant[4]}_b{variant[6]}", sweep.apply_scale(f.get_config(variant), scale),
+  return [experiment.Member(f"{mode}_s{variant[4]}_b{variant[6]}", experiment.apply_scale(f.get_config(variant), scale),
                        f.PAPER[variant])
           for mode, f in (("v-ade", cifar_vade), ("av-ade", cifar_avade))
           for variant in f.PAPER if variant.startswith("flow")]

@@ -11,7 +11,7 @@ VAE: likelihood only), and the GAN as the limit lambda_adv -> infinity. The pape
 GAN. Small scale: experiments/stacked.py's quarter-width models at 400 steps, one seed: the runs of
 experiments/stacked_400steps.py's seed 0 (docs/results/stacked_small_400steps.md), which it shares.
 """
-from adejax import sweep
+from adejax import experiment
 from experiments import stacked, stacked_400steps
 from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
@@ -32,6 +32,6 @@ def get_experiment(scale: str):
       c = scaled(likelihood_only if lam == 0 else mode, scale)
       c.loss.adv_weight = lam if lam else c.loss.adv_weight
       paper = {"lambda_adv": lam} if lam in (0.0, PAPER_LAMBDA) else {}
-      members.append(sweep.Member(f"{mode}_lam{lam:g}", c, paper))
-  members.append(sweep.Member("gan", scaled("gan", scale), {"lambda_adv": float("inf")}))
+      members.append(experiment.Member(f"{mode}_lam{lam:g}", c, paper))
+  members.append(experiment.Member("gan", scaled("gan", scale), {"lambda_adv": float("inf")}))
   return members

@@ -5,11 +5,11 @@ approximate [7.0] in Table 1).
 
   python -m adejax.sweep --experiment=experiments/gan_bpd.py --workdir=DIR [--scale=small]
 """
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_gan, cifar_vae
 
 
 def get_experiment(scale: str):
-  gan = sweep.apply_scale(cifar_gan.get_config(), scale)
-  return [sweep.Member("gan", gan, {k: v for k, v in cifar_gan.PAPER[""].items() if k != "bpd"}),
-          sweep.Member("gan_bpd", cifar_vae.around_gan(gan, scale), cifar_vae.PAPER["gan_bpd"])]
+  gan = experiment.apply_scale(cifar_gan.get_config(), scale)
+  return [experiment.Member("gan", gan, {k: v for k, v in cifar_gan.PAPER[""].items() if k != "bpd"}),
+          experiment.Member("gan_bpd", cifar_vae.around_gan(gan, scale), cifar_vae.PAPER["gan_bpd"])]

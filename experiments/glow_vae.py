@@ -12,13 +12,13 @@ at small scale the offline Fashion-MNIST, with FID on the domain classifier inst
 The Glow row is `configs/cifar_glow.py` (3 levels of 32 steps; at small scale 2 levels of 8, width 32).
 Table 4 (seconds per step of each phase against the standalone Glow) is `benchmarks/glow_vae_phases.py`.
 """
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_glow, cifar_glow_vae
 
 VARIANTS = {"two-stage": "two_stage", "flow-prior": "flow_prior", "glow-vae": ""}  # of its config file
 
 
 def get_experiment(scale: str):
-  return [sweep.Member(name, sweep.apply_scale(cifar_glow_vae.get_config(v), scale), cifar_glow_vae.PAPER[v])
+  return [experiment.Member(name, experiment.apply_scale(cifar_glow_vae.get_config(v), scale), cifar_glow_vae.PAPER[v])
           for name, v in VARIANTS.items()] + [
-              sweep.Member("glow", sweep.apply_scale(cifar_glow.get_config(), scale), cifar_glow.PAPER[""])]
+              experiment.Member("glow", experiment.apply_scale(cifar_glow.get_config(), scale), cifar_glow.PAPER[""])]

@@ -10,7 +10,7 @@ CelebA stream their training split from TFDS (data.stream, resumable); held-out 
 validation (LSUN, ImageNet) or test (CelebA, STL-10) split. LSUN and CelebA images are centre-cropped
 to a square before resizing.
 """
-from adejax import sweep
+from adejax import experiment
 from configs import celeba_avade, imagenet_avade, lsun_avade, stl10_avade
 
 
@@ -18,4 +18,4 @@ def get_experiment(scale: str):
   rows = [("stl10_48", stl10_avade, "wg,rd"), ("imagenet_64", imagenet_avade, "wg,rd"),
           ("celeba_64", celeba_avade, "wg,rd")]
   rows += [(f"lsun_{v.replace(',', '_')}", lsun_avade, v) for v in lsun_avade.PAPER]
-  return [sweep.Member(name, sweep.apply_scale(f.get_config(v), scale), f.PAPER[v]) for name, f, v in rows]
+  return [experiment.Member(name, experiment.apply_scale(f.get_config(v), scale), f.PAPER[v]) for name, f, v in rows]

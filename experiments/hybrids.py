@@ -13,13 +13,14 @@ offline Fashion-MNIST, plus the quantized-normal VAE.
 """
 import itertools
 
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_hybrids
+from configs.papers import p004
 
 
 def grid(model: str):
-  gen, disc, code = (axis or (0.0,) for axis in sweep.HYBRID_LR_GRIDS[model])
-  weights = sweep.HYBRID_REC_WEIGHTS if model in ("aae_pp", "aae_gan") else (1.0,)
+  gen, disc, code = (axis or (0.0,) for axis in p004.HYBRID_LR_GRIDS[model])
+  weights = p004.HYBRID_REC_WEIGHTS if model in ("aae_pp", "aae_gan") else (1.0,)
   return itertools.product(gen, disc, code, weights, weights)
 
 
@@ -30,12 +31,12 @@ def get_experiment(scale: str):
     for variant in variants:
       name = variant.replace(",quantized_normal", "-qn")
       if scale != "full":
-        members.append(sweep.Member(name, sweep.apply_scale(cifar_hybrids.get_config(variant), scale)))
+        members.append(experiment.Member(name, experiment.apply_scale(cifar_hybrids.get_config(variant), scale)))
         continue
       for lr, lr_disc, lr_code, w_enc, w_gen in grid(model):
         c = cifar_hybrids.get_config(variant)
         c.optim.lr, c.hybrid.lr_disc, c.hybrid.lr_code = lr, lr_disc, lr_code
         c.hybrid.rec_weight_encoder, c.hybrid.rec_weight_generator = w_enc, w_gen
         point = f"lr{lr:g}_d{lr_disc:g}_c{lr_code:g}" + (f"_w{w_enc:g}-{w_gen:g}" if w_enc != 1 or w_gen != 1 else "")
-        members.append(sweep.Member(f"{name}/{point}", c, group=name))
+        members.append(experiment.Member(f"{name}/{point}", c, group=name))
   return members

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo's configs/
-from adejax import sweep  # noqa: E402
+from adejax import experiment  # noqa: E402
 from configs import cifar_hybrids  # noqa: E402
 
 # papers/004 Table 1, nats per latent: (average KL term, Monte Carlo marginal KL) by dataset and latents
@@ -33,9 +33,9 @@ LATENTS = (50, 100, 200)
 def get_experiment(scale: str):
   members = []
   for latents in LATENTS:
-    c = sweep.apply_scale(cifar_hybrids.get_config("vae"), scale)
+    c = experiment.apply_scale(cifar_hybrids.get_config("vae"), scale)
     c.hybrid.latent_dim = latents if scale != "tiny" else max(2, latents // 25)
-    members.append(sweep.Member(f"vae-z{latents}", c, {}))  # no paper row on this dataset
+    members.append(experiment.Member(f"vae-z{latents}", c, {}))  # no paper row on this dataset
   return members
 
 

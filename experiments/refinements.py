@@ -2,7 +2,7 @@
 
   python -m adejax.sweep --experiment=experiments/refinements.py --workdir=DIR [--scale=small]
 """
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_avade, cifar_gan
 
 ROWS = {  # member: (config file, variant); the paper's numbers are the config file's
@@ -16,5 +16,5 @@ ROWS = {  # member: (config file, variant); the paper's numbers are the config f
 
 
 def get_experiment(scale: str):
-  return [sweep.Member(name, sweep.apply_scale(f.get_config(variant), scale), f.PAPER[variant])
+  return [experiment.Member(name, experiment.apply_scale(f.get_config(variant), scale), f.PAPER[variant])
           for name, (f, variant) in ROWS.items()]

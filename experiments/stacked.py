@@ -21,7 +21,7 @@ DCGAN 99 modes (KL 3.4) in the VEEGAN paper and 78.9 +- 6.5 (KL 4.50) in PacGAN'
 30.6 with a discriminator a quarter of the generator's size; VEEGAN 150 (KL 2.95); PacDCGAN 1000
 (KL 0.06). No likelihood-adversarial hybrid had been measured this way.
 """
-from adejax import sweep
+from adejax import experiment
 from configs import cifar_glow_vae
 from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
@@ -34,7 +34,7 @@ SMALL_STEPS = 250  # small scale: the 24 runs in 99 minutes with --jobs=2 on 2 C
 
 
 def stacked(config, scale: str, seed: int, small_steps: int = SMALL_STEPS):
-  c = sweep.apply_scale(config, scale)
+  c = experiment.apply_scale(config, scale)
   c.seed = seed
   c.data.dataset = "stacked_fashion_mnist_idx"
   if scale == "small":
@@ -59,12 +59,12 @@ def get_experiment(scale: str, small_steps: int = SMALL_STEPS):
   for seed in SEEDS[: 1 if scale == "tiny" else None]:
     for mode, config_file in CONFIGS.items():
       c = stacked(config_file.get_config(), scale, seed, small_steps)
-      members.append(sweep.Member(f"{mode}_s{seed}", c, PUBLISHED.get(mode, {}), group=mode))
+      members.append(experiment.Member(f"{mode}_s{seed}", c, PUBLISHED.get(mode, {}), group=mode))
       if mode in ("gan", "av-ade"):
         small = stacked(config_file.get_config(), scale, seed, small_steps)
         small.model.disc_width = small.model.width / 4
-        members.append(sweep.Member(f"{mode}_smalld_s{seed}", small, PUBLISHED.get(f"{mode}_smalld", {}),
+        members.append(experiment.Member(f"{mode}_smalld_s{seed}", small, PUBLISHED.get(f"{mode}_smalld", {}),
                                     group=f"{mode}_smalld"))
     glow = stacked(cifar_glow_vae.get_config(), scale, seed, small_steps)
-    members.append(sweep.Member(f"glow-vae_s{seed}", glow, group="glow-vae"))
+    members.append(experiment.Member(f"glow-vae_s{seed}", glow, group="glow-vae"))
   return members

@@ -113,3 +113,24 @@ def test_one_tiny_step_of_each_distinct_family_and_mode():
     state, metrics = trainer.step(trainer.init_state(0), trainer.global_batch(batch), labels)
     assert int(state.step) == 1, row
     assert np.isfinite(float(metrics["generator_loss"])), (row, metrics)
+
+
+def test_configs_and_experiments_never_import_the_sweep_runner():
+  """The runner runs: the papers' config factories live in configs/papers/, what an experiment is in
+  adejax/experiment.py; no config or experiment file imports adejax.sweep (read with ast)."""
+  import ast
+  import glob
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  files = glob.glob(os.path.join(root, "configs", "**", "*.py"), recursive=True) + glob.glob(
+      os.path.join(root, "experiments", "*.py"))
+  assert len(files) > 30
+  offenders = []
+  for path in files:
+    for node in ast.walk(ast.parse(open(path).read())):
+      if isinstance(node, ast.ImportFrom) and node.module == "adejax" and any(a.name == "sweep" for a in node.names):
+        offenders.append(path)
+      if isinstance(node, (ast.Import, ast.ImportFrom)) and "adejax.sweep" in (
+          [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]):
+        offenders.append(path)
+  assert not offenders, offenders

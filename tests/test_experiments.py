@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adejax import config_lib, sweep, train
+from adejax import config_lib, experiment, sweep, train
 from configs import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,29 +18,29 @@ EXPERIMENTS = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*.p
 
 @pytest.fixture(scope="module")
 def ablation():
-  return sweep.load_experiment(os.path.join(ROOT, "experiments", "ablation.py"), "tiny")
+  return experiment.load_experiment(os.path.join(ROOT, "experiments", "ablation.py"), "tiny")
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
 def test_every_member_loads_validates_and_builds(path):
-  members = sweep.load_experiment(path, "tiny")
+  members = experiment.load_experiment(path, "tiny")
   assert members and len({m.name for m in members}) == len(members)
   for m in members:
     config_lib.validate(m.config)
-    assert sweep.generator_param_count(m.config) > 0
-  full = sweep.load_experiment(path, "full")  # the paper-scale configs validate too
+    assert experiment.generator_param_count(m.config) > 0
+  full = experiment.load_experiment(path, "full")  # the paper-scale configs validate too
   assert all(m.config.train.num_steps >= 100_000 for m in full)
   # and the 2-core CPU ones: at least one per paper model (a full-scale grid is one group)
-  assert len(sweep.load_experiment(path, "small")) >= len({m.group or m.name for m in full})
+  assert len(experiment.load_experiment(path, "small")) >= len({m.group or m.name for m in full})
 
 
 def test_ablation_matches_parameter_counts(ablation):
-  counts = {m.name: sweep.generator_param_count(m.config) for m in ablation}
+  counts = {m.name: experiment.generator_param_count(m.config) for m in ablation}
   print("Table 1 generator parameters at tiny scale:", counts)
   for name in ("v-ade", "av-ade"):
     assert abs(counts[name] - counts["vae"]) / counts["vae"] < 0.05
-  small = {m.name: m for m in sweep.load_experiment(os.path.join(ROOT, "experiments", "ablation.py"), "small")}
-  vae, ade = (sweep.generator_param_count(small[n].config) for n in ("vae", "av-ade"))
+  small = {m.name: m for m in experiment.load_experiment(os.path.join(ROOT, "experiments", "ablation.py"), "small")}
+  vae, ade = (experiment.generator_param_count(small[n].config) for n in ("vae", "av-ade"))
   print(f"small scale: VAE {vae:,} vs AV-ADE {ade:,} parameters ({100 * (ade - vae) / vae:+.2f}%)")
   assert abs(ade - vae) / vae < 0.014
 
@@ -55,7 +55,7 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
     c.mode, c.data.idx_dir = name, str(tmp_path)
     c.eval.num_fid_samples, c.eval.classifier_steps = 16, 5
     c.eval.feature_cache_dir = str(tmp_path / "cache")
-    members.append(sweep.Member(name, c, {"bpd": 3.9 if name == "av-ade" else 4.4}))
+    members.append(experiment.Member(name, c, {"bpd": 3.9 if name == "av-ade" else 4.4}))
   root = str(tmp_path / "sweep")
   os.makedirs(os.path.join(root, "vae"))
   sweep.reporting.write_json(os.path.join(root, "vae", "done.json"), {"bpd_elbo": 9.5, "step": 4})
@@ -68,10 +68,10 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
   monkeypatch.setattr(train, "train", must_not_train)
   for m in members:
     sweep.run_member(m, os.path.join(root, m.name))
-  members.append(sweep.Member("from_vae", members[1].config, bpd_from="vae"))
+  members.append(experiment.Member("from_vae", members[1].config, bpd_from="vae"))
   gan = default.get_config("tiny")
   gan.mode = "gan"
-  members.append(sweep.Member("gan", gan))
+  members.append(experiment.Member("gan", gan))
   sweep.reporting.write_json(os.path.join(root, "gan", "done.json"), {"bpd_elbo": 1e5, "fid_domain": 9.0})
   rows = sweep.collect(members, root)
   assert [r["member"] for r in rows] == ["av-ade", "vae", "from_vae", "gan"]
@@ -99,7 +99,7 @@ def _experiment_file(tmp_path, name: str, body: str):
   (tmp_path / "idx").mkdir()
   make_idx_dir(tmp_path / "idx", n_train=40, n_test=16)
   path = tmp_path / name
-  path.write_text("from adejax import sweep\nfrom configs import default\n\n"
+  path.write_text("from adejax import experiment\nfrom configs import default\n\n"
                   + body.replace("{idx}", repr(str(tmp_path / "idx"))))
   return path
 
@@ -107,17 +107,17 @@ def _experiment_file(tmp_path, name: str, body: str):
 def test_jobs_run_members_side_by_side_each_on_its_own_cpus(tmp_path):
   """--jobs=2: each member in its own process on its share of the CPUs, with its own log; a member that
   fails is named (exit 2) while the others finish and are collected."""
-  experiment = _experiment_file(tmp_path, "two.py", f"""
+  experiment_file = _experiment_file(tmp_path, "two.py", f"""
 def get_experiment(scale):
   members = []
   for name, idx in (("vae", {{idx}}), ("no_data", {str(tmp_path / "missing")!r})):
     c = default.get_config("tiny")
     c.mode, c.data.idx_dir, c.eval.num_fid_samples = "vae", idx, 0
-    members.append(sweep.Member(name, c))
+    members.append(experiment.Member(name, c))
   return members
 """)
   root = tmp_path / "sweep"
-  out = subprocess.run([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
+  out = subprocess.run([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment_file}",
                         f"--workdir={root}", "--scale=tiny", "--jobs=2"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 2, out.stderr[-3000:]
@@ -141,16 +141,16 @@ def test_sigterm_stops_a_jobs_sweep_after_its_members_checkpoint_and_a_relaunch_
   import signal
   import time
 
-  experiment = _experiment_file(tmp_path, "long.py", """
+  experiment_file = _experiment_file(tmp_path, "long.py", """
 def get_experiment(scale):
   short, long = default.get_config("tiny"), default.get_config("tiny")
   for c, steps in ((short, 2), (long, 60)):
     c.mode, c.data.idx_dir = "vae", {idx}
     c.train.num_steps, c.train.log_every = steps, 1
-  return [sweep.Member("short", short), sweep.Member("long", long)]
+  return [experiment.Member("short", short), experiment.Member("long", long)]
 """)
   root = tmp_path / "sweep"
-  command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}", f"--workdir={root}",
+  command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment_file}", f"--workdir={root}",
              "--scale=tiny", "--jobs=2"]
   parent = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   log, deadline = root / "logs" / "long.log", time.time() + 300
@@ -218,8 +218,8 @@ def test_reports_of_several_sweeps_combine_into_one_table_and_plot(tmp_path):
 
 def test_seed_groups_are_summarised_as_mean_and_std(tmp_path):
   root = str(tmp_path)
-  members = [sweep.Member(f"vae_s{i}", default.get_config("tiny"), group="vae") for i in range(2)]
-  members.append(sweep.Member("gan_s0", default.get_config("tiny"), {"modes": 78.9}, group="gan"))
+  members = [experiment.Member(f"vae_s{i}", default.get_config("tiny"), group="vae") for i in range(2)]
+  members.append(experiment.Member("gan_s0", default.get_config("tiny"), {"modes": 78.9}, group="gan"))
   for i, (modes, kl) in enumerate(((10, 2.0), (20, 1.0))):
     sweep.reporting.write_json(os.path.join(root, f"vae_s{i}", "done.json"),
                                {"modes": modes, "modes_kl": kl, "step": 4, "bpd_elbo": 5.0})
@@ -261,8 +261,8 @@ def test_jobs_start_a_member_only_after_the_member_it_starts_from(tmp_path):
 
   gan = default.get_config("tiny")
   gan.mode = "gan"
-  members = [sweep.Member("gan", gan), sweep.Member("gan_bpd", cifar_vae.around_gan(gan, "tiny")),
-             sweep.Member("vae", default.get_config("tiny"))]  # as experiments/ablation.py builds them
+  members = [experiment.Member("gan", gan), experiment.Member("gan_bpd", cifar_vae.around_gan(gan, "tiny")),
+             experiment.Member("vae", default.get_config("tiny"))]  # as experiments/ablation.py builds them
   by_name = {m.name: m for m in members}
   workdir = str(tmp_path)
   assert sweep.prerequisites(by_name["gan_bpd"], members, workdir) == ["gan"]

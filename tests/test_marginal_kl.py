@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from adejax.evaluation import marginal_kl as mk
+from adejax import experiment
 
 
 def small_settings(**changes) -> dict:
   """eval.marginal_kl at the sweep's small scale, with `changes`."""
-  from adejax import sweep
   from configs import default
 
-  settings = sweep.apply_scale(default.get_config(), "small").eval.marginal_kl.to_dict()
+  settings = experiment.apply_scale(default.get_config(), "small").eval.marginal_kl.to_dict()
   settings.update(maf_hidden=64, maf_steps=1500)
   settings.update(changes)
   return settings
@@ -163,13 +163,13 @@ def test_the_estimators_use_the_config_settings_and_say_when_algorithm_1_is_capp
   shrinks them. estimate_all passes the settings on, and logs the Monte Carlo cap when it applies."""
   from absl import logging as absl_logging
 
-  from adejax import config_lib, sweep
+  from adejax import config_lib
   from configs import default
 
   full = config_lib.base_config().eval.marginal_kl
   assert (full.classifier_layers, full.classifier_hidden, full.classifier_lr) == (3, 5000, 5e-4)
   assert full.num_posteriors == 0 and full.monte_carlo_samples == 0
-  small = sweep.apply_scale(default.get_config(), "small").eval.marginal_kl
+  small = experiment.apply_scale(default.get_config(), "small").eval.marginal_kl
   assert (small.classifier_layers, small.classifier_hidden, small.monte_carlo_samples) == (2, 256, 2000)
   seen, logged = {}, []
   monkeypatch.setattr(mk, "density_ratio", lambda rng, q, p, **kw: seen.update(ratio=kw) or 0.0)

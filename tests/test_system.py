@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adejax import checkpointing, config_lib, evaluate, train
+from adejax import checkpointing, config_lib, evaluate, experiment, train
 from adejax.families import ade as families_ade
 from configs import default
 from test_input_pipeline import make_idx_dir
@@ -199,7 +199,7 @@ def test_cifar_config_tiny_trains_through_tfds_mock_data(tmp_path, monkeypatch):
 def test_class_conditional_run_reports_gan_test_and_gan_train(tmp_path, idx_dir):
   from adejax import sweep
 
-  members = sweep.load_experiment(os.path.join(ROOT, "experiments", "conditional.py"), "tiny")
+  members = experiment.load_experiment(os.path.join(ROOT, "experiments", "conditional.py"), "tiny")
   (member,) = [m for m in members if m.name == "av-ade_cond"]
   member.config.data.idx_dir = idx_dir
   member.config.eval.feature_cache_dir = str(tmp_path / "cache")

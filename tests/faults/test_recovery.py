@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import faultlib
-from adejax import checkpointing, faults, sweep, train
+from adejax import checkpointing, experiment, faults, sweep, train
 from adejax.families import base
 from configs import default
 
@@ -186,7 +186,7 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint_and_resumes
 
 
 def test_a_preempted_sweep_member_is_not_marked_done(tmp_path, idx_dir, monkeypatch):
-  member = sweep.Member("m", tiny(idx_dir, 4))
+  member = experiment.Member("m", tiny(idx_dir, 4))
   member.config.eval.num_fid_samples = 0
   workdir = str(tmp_path / "m")
   monkeypatch.setenv(faults.ENV, "step:2:TERM")
