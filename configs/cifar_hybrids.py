@@ -20,11 +20,12 @@ the independent Wasserstein critic) and box plots over the sweeps, not as a tabl
 Add `tiny` to any variant (e.g. `:veegan,tiny`) for the test-sized version on mock data.
 """
 from adejax import config_lib
+from adejax.models import hybrids
 from configs.papers import p004
 
 PAPER = {"vae": {}, "vae,quantized_normal": {}, "dcgan": {}, "wgan_gp": {}, "aae": {}, "aae_pp": {},
          "aae_gan": {}, "veegan": {}}
-MODELS = tuple(p004.HYBRID_LR_GRIDS)
+MODELS = hybrids.MODELS  # the one list of papers/004 models (models/hybrids.py)
 
 
 def get_config(variant: str = "vae", dataset: str = "cifar10", image_size: int = 32,

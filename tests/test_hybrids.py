@@ -49,6 +49,19 @@ def test_one_step_of_every_model_updates_exactly_its_groups(model, likelihood):
   assert images.shape == (4,) + SHAPE and np.all(np.isfinite(images))
 
 
+def test_one_list_of_hybrid_models_with_one_schedule_each():
+  """models/hybrids.MODELS is the list: the family's schedule table, papers/004's learning-rate grids
+  and the config file's variants all have exactly its models; each schedule's declared groups are the
+  family's parameter groups."""
+  from adejax.families import hybrids as family
+  from configs import cifar_hybrids
+  from configs.papers import p004
+
+  assert tuple(family.SCHEDULES) == hybrids.MODELS == tuple(p004.HYBRID_LR_GRIDS) == cifar_hybrids.MODELS
+  for model, schedule in family.SCHEDULES.items():
+    assert set(schedule.groups) == GROUPS[model] and hasattr(family.HybridFamily, schedule.step), model
+
+
 @pytest.mark.parametrize("arch", hybrids.ARCHS)
 def test_veegan_and_the_sngan_networks_step(arch):
   trainer = train.Trainer(tiny("veegan", arch=arch), SHAPE, devices=jax.devices()[:1])

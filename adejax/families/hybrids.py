@@ -22,6 +22,8 @@ Schedules (R(d) = -logit d, papers/004 Algorithm 4's R_D; "ẑ ~ q(z|x)", "z ~ p
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -30,7 +32,24 @@ from adejax import losses
 from adejax.families import base
 from adejax.models import ade, discriminators, gaussian, hybrids
 
-ENCODER_MODELS = ("vae", "aae", "aae_pp", "aae_gan", "veegan")
+
+
+class Schedule(NamedTuple):
+  groups: tuple[str, ...]  # the parameter groups the model trains (each with its optimiser)
+  step: str                # the HybridFamily method that runs one step of it
+
+
+# One row per model of `models.hybrids.MODELS` (a test checks the two agree).
+SCHEDULES = {
+    "vae": Schedule(("generator", "encoder"), "_vae_step"),
+    "dcgan": Schedule(("generator", "disc"), "_gan_step"),
+    "wgan_gp": Schedule(("generator", "disc"), "_gan_step"),
+    "aae": Schedule(("generator", "encoder", "code"), "_aae_step"),
+    "aae_pp": Schedule(("generator", "encoder", "disc", "code"), "_aae_pp_step"),
+    "aae_gan": Schedule(("generator", "encoder", "disc", "code"), "_aae_pp_step"),
+    "veegan": Schedule(("generator", "encoder", "disc"), "_veegan_step"),
+}
+ENCODER_MODELS = tuple(m for m, sched in SCHEDULES.items() if "encoder" in sched.groups)
 
 
 def l1(a, b):
@@ -59,13 +78,11 @@ class HybridFamily(base.Family):
     self.label = f"hybrid/{self.kind}" + (f" ({h.likelihood})" if self.kind in ("vae", "aae") else "")
     lr = config.optim.lr
     group = lambda tree, own_lr, keys: base.Group(tree, base.make_optimizer(config.optim, lr=own_lr or lr), keys)
-    self.groups = {"generator": group("params", lr, ("generator", "log_sigma"))}
-    if self.kind in ENCODER_MODELS:
-      self.groups["encoder"] = group("params", h.lr_encoder, ("encoder",))
-    if self.kind not in ("vae", "aae"):
-      self.groups["disc"] = group("disc_params", h.lr_disc, ("data",))
-    if self.kind in ("aae", "aae_pp", "aae_gan"):
-      self.groups["code"] = group("disc_params", h.lr_code, ("code",))
+    every = {"generator": lambda: group("params", lr, ("generator", "log_sigma")),
+             "encoder": lambda: group("params", h.lr_encoder, ("encoder",)),
+             "disc": lambda: group("disc_params", h.lr_disc, ("data",)),
+             "code": lambda: group("disc_params", h.lr_code, ("code",))}
+    self.groups = {name: make() for name, make in every.items() if name in SCHEDULES[self.kind].groups}
 
   # ----------------------------------------------------------------------------- set-up
   def init(self, rng):
@@ -135,127 +152,135 @@ class HybridFamily(base.Family):
 
   # ----------------------------------------------------------------------------- the schedules
   def train_step(self, state, images, labels, rng, constrain, phase=0):
-    del labels, constrain
+    del labels, constrain, phase
     k = dict(zip(("deq", "post", "prior", "gp", "gen"), jax.random.split(rng, 5)))
     y = losses.dequantize(images, k["deq"])
-    b, d = y.shape[0], self.h.latent_dim
-    z_prior = jax.random.normal(k["prior"], (b, d))
-    kind, metrics = self.kind, {}
+    z_prior = jax.random.normal(k["prior"], (y.shape[0], self.h.latent_dim))
+    return getattr(self, SCHEDULES[self.kind].step)(state, y, k, z_prior)
+
+  def _vae_step(self, state, y, k, z_prior):
+    """vae: E and G on -ELBO with the model's likelihood."""
+    del z_prior
     bs = state.batch_stats
 
-    if kind == "vae":
-      def loss_fn(p):
-        mean, log_std, z = self._posterior(p, y, k["post"])
-        zeros = jnp.zeros_like(mean)
-        kl = gaussian.kl(mean, log_std, zeros, zeros)
-        if self.likelihood == "bernoulli":
-          rec, stats = self._reconstruction(p, bs, y, z)
-          per_example = rec + kl
-          return jnp.mean(per_example), ({"bernoulli_nll": jnp.mean(rec), "kl": jnp.mean(kl)}, stats)
-        out, stats = self._apply(p, bs, y, k["post"], method="__call__")
-        per_example, terms = losses.coverage_loss(out)
-        return jnp.mean(per_example), (losses.coverage_metrics(out, per_example, terms), stats)
-      state, m = self._update(state, ("encoder", "generator"), loss_fn)
-      return state, {"generator_loss": m.pop("loss"), **m}
-
-    if kind in ("dcgan", "wgan_gp"):
-      wgan = kind == "wgan_gp"
-      for i in range(self.h.critic_steps if wgan else 1):
-        z_i = jax.random.normal(jax.random.fold_in(k["prior"], i + 1), (b, d))
-        fake = jax.lax.stop_gradient(self._generate(state.params, bs, z_i)[0])
-        if wgan:
-          def critic_loss(dp, fake=fake, i=i):
-            logit = lambda x: self.disc.apply({"params": dp["data"]}, x)
-            real_in, fake_in = ade.discriminator_input(y), ade.discriminator_input(fake)
-            real_l, fake_l = logit(real_in), logit(fake_in)
-            gp = losses.gradient_penalty(logit, real_in, fake_in, jax.random.fold_in(k["gp"], i))
-            w = jnp.mean(real_l) - jnp.mean(fake_l)
-            return -w + self.h.gp_weight * gp, ({"critic_wasserstein": w, "gradient_penalty": gp}, None)
-          state, m = self._update(state, ("disc",), critic_loss)
-          m.pop("loss")
-        else:
-          state, m = self._bce_update(state, "disc", lambda dp, fake=fake: (self._d(dp, y), self._d(dp, fake)),
-                                      "disc")
-        metrics.update(m)
-
-      def g_loss(p):
-        fake, _, stats = self._generate(p, bs, z_prior)
-        logits = self._d(state.disc_params, fake)
-        loss = -jnp.mean(logits) if wgan else jnp.mean(jax.nn.softplus(-logits))
-        return loss, ({}, stats)
-      state, m = self._update(state, ("generator",), g_loss)
-      return state, {**metrics, "generator_loss": m["loss"]}
-
-    if kind == "veegan":
-      f_real = self._posterior(state.params, y, k["post"])[0]
-      fake = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0])
-      state, m = self._bce_update(state, "disc", lambda dp: (self._d(dp, y, f_real), self._d(dp, fake, z_prior)),
-                                  "disc")
-      metrics.update(m)
-
-      def g_loss(p):
-        x_gen, _, stats = self._generate(p, bs, z_prior)
-        adv = losses.quality_loss(self._d(state.disc_params, x_gen, z_prior))
-        code_rec = jnp.mean(l1(z_prior, self._posterior(p, x_gen, k["post"])[0]))
-        return adv + code_rec, ({"adversarial": adv, "code_reconstruction": code_rec}, stats)
-      state, m = self._update(state, ("encoder", "generator"), g_loss)
-      return state, {**metrics, "generator_loss": m.pop("loss"), **m}
-
-    # the adversarial autoencoders. aae (Makhzani et al.): C, then E and G together (the reconstruction
-    # and R(C(ẑ))). aae_pp / aae_gan: papers/004 Algorithm 4's order, E -> G -> D -> C, each update
-    # seeing the ones before it in this step (ẑ drawn again, with the same noise, from the updated encoder)
-    z_hat_of = lambda params: jax.lax.stop_gradient(self._posterior(params, y, k["post"])[2])
-    code_update = lambda state: self._bce_update(
-        state, "code", lambda dp: (self._c(dp, z_prior), self._c(dp, z_hat_of(state.params))), "code")
-    if kind == "aae":
-      state, metrics = code_update(state)
-
-      def loss_fn(p):
-        _, _, z = self._posterior(p, y, k["post"])
+    def loss_fn(p):
+      mean, log_std, z = self._posterior(p, y, k["post"])
+      zeros = jnp.zeros_like(mean)
+      kl = gaussian.kl(mean, log_std, zeros, zeros)
+      if self.likelihood == "bernoulli":
         rec, stats = self._reconstruction(p, bs, y, z)
-        adv = losses.quality_loss(self._c(state.disc_params, z))
-        return jnp.mean(rec) + adv, ({"reconstruction": jnp.mean(rec), "code_adversarial": adv}, stats)
-      state, m = self._update(state, ("encoder", "generator"), loss_fn)
-      return state, {**metrics, "generator_loss": m.pop("loss"), **m}
-    else:
-      gan = kind == "aae_gan"
+        per_example = rec + kl
+        return jnp.mean(per_example), ({"bernoulli_nll": jnp.mean(rec), "kl": jnp.mean(kl)}, stats)
+      out, stats = self._apply(p, bs, y, k["post"], method="__call__")
+      per_example, terms = losses.coverage_loss(out)
+      return jnp.mean(per_example), (losses.coverage_metrics(out, per_example, terms), stats)
+    state, m = self._update(state, ("encoder", "generator"), loss_fn)
+    return state, {"generator_loss": m.pop("loss"), **m}
 
-      def e_loss(p):  # eq. 12
-        _, _, z = self._posterior(p, y, k["post"])
-        img, _, stats = self._generate(p, bs, z)
-        rec = jnp.mean(l1(y, img))
-        adv = losses.quality_loss(self._c(state.disc_params, z))
-        return self.h.rec_weight_encoder * rec + adv, ({"reconstruction_l1": rec, "code_adversarial": adv}, stats)
-      state, m = self._update(state, ("encoder",), e_loss)
-      metrics.update({"encoder_loss": m.pop("loss"), **m})
-
-      z_hat = z_hat_of(state.params)
-
-      def g_loss(p):
-        img, _, stats = self._generate(p, state.batch_stats, z_hat)
-        rec = jnp.mean(l1(y, img))
-        adv = losses.quality_loss(self._d(state.disc_params, img))
-        if gan:
-          sample, _, stats = self._generate(p, stats, z_prior)
-          adv = adv + losses.quality_loss(self._d(state.disc_params, sample))
-        return self.h.rec_weight_generator * rec + adv, ({"data_adversarial": adv}, stats)
-      state, m = self._update(state, ("generator",), g_loss)
-      metrics.update({"generator_loss": m.pop("loss"), **m})
-
-      bs = state.batch_stats
-      rec_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_hat)[0])
-      prior_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0]) if gan else None
-
-      def d_logits(dp):
-        real, fake = self._d(dp, y), self._d(dp, rec_img)
-        if gan:  # reals against both fakes, each weighted as one half of the fake term
-          fake = jnp.concatenate([fake, self._d(dp, prior_img)])
-        return real, fake
-      state, m = self._bce_update(state, "disc", d_logits, "disc")
+  def _gan_step(self, state, y, k, z_prior):
+    """dcgan: D then G (non-saturating); wgan_gp: hybrid.critic_steps critic updates, then G."""
+    b, d, bs, metrics = y.shape[0], self.h.latent_dim, state.batch_stats, {}
+    wgan = self.kind == "wgan_gp"
+    for i in range(self.h.critic_steps if wgan else 1):
+      z_i = jax.random.normal(jax.random.fold_in(k["prior"], i + 1), (b, d))
+      fake = jax.lax.stop_gradient(self._generate(state.params, bs, z_i)[0])
+      if wgan:
+        def critic_loss(dp, fake=fake, i=i):
+          logit = lambda x: self.disc.apply({"params": dp["data"]}, x)
+          real_in, fake_in = ade.discriminator_input(y), ade.discriminator_input(fake)
+          real_l, fake_l = logit(real_in), logit(fake_in)
+          gp = losses.gradient_penalty(logit, real_in, fake_in, jax.random.fold_in(k["gp"], i))
+          w = jnp.mean(real_l) - jnp.mean(fake_l)
+          return -w + self.h.gp_weight * gp, ({"critic_wasserstein": w, "gradient_penalty": gp}, None)
+        state, m = self._update(state, ("disc",), critic_loss)
+        m.pop("loss")
+      else:
+        state, m = self._bce_update(state, "disc", lambda dp, fake=fake: (self._d(dp, y), self._d(dp, fake)),
+                                    "disc")
       metrics.update(m)
 
-      state, m = code_update(state)
-      return state, {**metrics, **m}
+    def g_loss(p):
+      fake, _, stats = self._generate(p, bs, z_prior)
+      logits = self._d(state.disc_params, fake)
+      loss = -jnp.mean(logits) if wgan else jnp.mean(jax.nn.softplus(-logits))
+      return loss, ({}, stats)
+    state, m = self._update(state, ("generator",), g_loss)
+    return state, {**metrics, "generator_loss": m["loss"]}
+
+  def _veegan_step(self, state, y, k, z_prior):
+    """veegan: D(x, z) on (x, F(x)) vs (G(z), z); then F and G on R(D(G(z), z)) + l1(z, F(G(z)))."""
+    bs = state.batch_stats
+    f_real = self._posterior(state.params, y, k["post"])[0]
+    fake = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0])
+    state, metrics = self._bce_update(state, "disc", lambda dp: (self._d(dp, y, f_real), self._d(dp, fake, z_prior)),
+                                      "disc")
+
+    def g_loss(p):
+      x_gen, _, stats = self._generate(p, bs, z_prior)
+      adv = losses.quality_loss(self._d(state.disc_params, x_gen, z_prior))
+      code_rec = jnp.mean(l1(z_prior, self._posterior(p, x_gen, k["post"])[0]))
+      return adv + code_rec, ({"adversarial": adv, "code_reconstruction": code_rec}, stats)
+    state, m = self._update(state, ("encoder", "generator"), g_loss)
+    return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+
+  def _code_update(self, state, y, k, z_prior):
+    """The code discriminator C: z ~ p(z) real, ẑ ~ q(z | x) of the current encoder fake."""
+    z_hat = jax.lax.stop_gradient(self._posterior(state.params, y, k["post"])[2])
+    return self._bce_update(state, "code", lambda dp: (self._c(dp, z_prior), self._c(dp, z_hat)), "code")
+
+  def _aae_step(self, state, y, k, z_prior):
+    """aae (Makhzani et al.): C, then E and G together on -log p(x | ẑ) + R(C(ẑ))."""
+    bs = state.batch_stats
+    state, metrics = self._code_update(state, y, k, z_prior)
+
+    def loss_fn(p):
+      _, _, z = self._posterior(p, y, k["post"])
+      rec, stats = self._reconstruction(p, bs, y, z)
+      adv = losses.quality_loss(self._c(state.disc_params, z))
+      return jnp.mean(rec) + adv, ({"reconstruction": jnp.mean(rec), "code_adversarial": adv}, stats)
+    state, m = self._update(state, ("encoder", "generator"), loss_fn)
+    return state, {**metrics, "generator_loss": m.pop("loss"), **m}
+
+  def _aae_pp_step(self, state, y, k, z_prior):
+    """aae_pp / aae_gan: papers/004 Algorithm 4's order E -> G -> D -> C, each update seeing the ones
+    before it in this step (ẑ drawn again, with the same noise, from the updated encoder)."""
+    gan, metrics = self.kind == "aae_gan", {}
+
+    def e_loss(p):  # eq. 12
+      _, _, z = self._posterior(p, y, k["post"])
+      img, _, stats = self._generate(p, state.batch_stats, z)
+      rec = jnp.mean(l1(y, img))
+      adv = losses.quality_loss(self._c(state.disc_params, z))
+      return self.h.rec_weight_encoder * rec + adv, ({"reconstruction_l1": rec, "code_adversarial": adv}, stats)
+    state, m = self._update(state, ("encoder",), e_loss)
+    metrics.update({"encoder_loss": m.pop("loss"), **m})
+
+    z_hat = jax.lax.stop_gradient(self._posterior(state.params, y, k["post"])[2])
+
+    def g_loss(p):  # eq. 10, and for aae_gan eq. 11's prior-sample term
+      img, _, stats = self._generate(p, state.batch_stats, z_hat)
+      rec = jnp.mean(l1(y, img))
+      adv = losses.quality_loss(self._d(state.disc_params, img))
+      if gan:
+        sample, _, stats = self._generate(p, stats, z_prior)
+        adv = adv + losses.quality_loss(self._d(state.disc_params, sample))
+      return self.h.rec_weight_generator * rec + adv, ({"data_adversarial": adv}, stats)
+    state, m = self._update(state, ("generator",), g_loss)
+    metrics.update({"generator_loss": m.pop("loss"), **m})
+
+    bs = state.batch_stats
+    rec_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_hat)[0])
+    prior_img = jax.lax.stop_gradient(self._generate(state.params, bs, z_prior)[0]) if gan else None
+
+    def d_logits(dp):
+      real, fake = self._d(dp, y), self._d(dp, rec_img)
+      if gan:  # reals against both fakes, each weighted as one half of the fake term
+        fake = jnp.concatenate([fake, self._d(dp, prior_img)])
+      return real, fake
+    state, m = self._bce_update(state, "disc", d_logits, "disc")
+    metrics.update(m)
+    state, m = self._code_update(state, y, k, z_prior)
+    return state, {**metrics, **m}
 
   def batch_stats_of(self, params, batch_stats, images, labels, rng):
     z = jax.random.normal(rng, (images.shape[0], self.h.latent_dim))
