@@ -96,6 +96,19 @@ class _Classifier(nn.Module):
     return nn.Dense(1)(h)[:, 0]
 
 
+def fit(params, tx: optax.GradientTransformation, loss: Callable, rng, steps: int):
+  """`steps` updates of `params` by `tx` on loss(params, key), each step's key drawing its own
+  minibatch, in one compiled scan (the trained estimators' loop)."""
+  @jax.jit
+  def step(carry, key):
+    p, o = carry
+    u, o = tx.update(jax.grad(loss)(p, key), o, p)
+    return (optax.apply_updates(p, u), o), None
+
+  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(rng, steps))
+  return params
+
+
 def density_ratio(rng, q_samples: jax.Array, p_samples: jax.Array, *, hidden: int = 256,
                   layers: int = 2, steps: int = 2000, batch: int = 256, lr: float = 1e-3) -> float:
   """Algorithm 2 of papers/004: logistic classifier q (1) vs p (0), a leaky-ReLU 0.2 MLP of `layers`
@@ -107,22 +120,14 @@ def density_ratio(rng, q_samples: jax.Array, p_samples: jax.Array, *, hidden: in
   k_init, k_loop = jax.random.split(rng)
   params = net.init(k_init, q_train[:2])
   tx = optax.adam(lr, b1=0.9, b2=0.9)  # appendix A.3: beta1 = beta2 = 0.9
-  opt = tx.init(params)
 
-  def loss(p, zq, zp):
-    return jnp.mean(jax.nn.softplus(-net.apply(p, zq))) + jnp.mean(jax.nn.softplus(net.apply(p, zp)))
-
-  @jax.jit
-  def step(carry, key):
-    p, o = carry
+  def loss(p, key):
     kq, kp = jax.random.split(key)
     zq = q_train[jax.random.randint(kq, (batch,), 0, len(q_train))]
     zp = p_train[jax.random.randint(kp, (batch,), 0, len(p_train))]
-    g = jax.grad(loss)(p, zq, zp)
-    u, o = tx.update(g, o, p)
-    return (optax.apply_updates(p, u), o), None
+    return jnp.mean(jax.nn.softplus(-net.apply(p, zq))) + jnp.mean(jax.nn.softplus(net.apply(p, zp)))
 
-  (params, _), _ = jax.lax.scan(step, (params, opt), jax.random.split(k_loop, steps))
+  params = fit(params, tx, loss, k_loop, steps)
   return float(jnp.mean(net.apply(params, q_test)))
 
 
@@ -200,17 +205,9 @@ def maf_density_model(rng, q_samples: jax.Array, log_prior: Callable = standard_
   net = MAF(q_samples.shape[1], flows, hidden, layers)
   k_init, k_loop = jax.random.split(rng)
   params = net.init(k_init, train[:2], loc, scale)
-  tx = optax.adam(lr)
-  nll = lambda p, z: -jnp.mean(net.apply(p, z, loc, scale, method="log_prob"))
-
-  @jax.jit
-  def step(carry, key):
-    p, o = carry
-    z = train[jax.random.randint(key, (batch,), 0, n_train)]
-    u, o = tx.update(jax.grad(nll)(p, z), o, p)
-    return (optax.apply_updates(p, u), o), None
-
-  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_loop, steps))
+  nll = lambda p, key: -jnp.mean(net.apply(p, train[jax.random.randint(key, (batch,), 0, n_train)], loc,
+                                            scale, method="log_prob"))
+  params = fit(params, optax.adam(lr), nll, k_loop, steps)
   return float(jnp.mean(net.apply(params, test, loc, scale, method="log_prob") - log_prior(test)))
 
 
