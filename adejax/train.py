@@ -77,9 +77,13 @@ def in_compute_dtype(fn, dtype: str):
 
 
 # Config fields only the Python loop reads (never the models, the family or a compiled function): two
-# configs that differ only in these share one Trainer's compiled functions (`Trainer.__init__`).
+# configs that differ only in these share one Trainer's compiled functions (`Trainer.__init__`). Whole
+# sections: where the data come from (image shapes are part of the key), how and how often evaluation
+# runs (its compiled functions take their sizes from their arguments), checkpointing; and the seed (an
+# argument of `init_state`, never a constant of a compiled function). Guarded by
+# tests/test_configs.py, which builds and steps every family's Trainer from configs without them.
 LOOP_ONLY_FIELDS = ("train.num_steps", "train.log_every", "train.image_every", "train.grad_norms",
-                    "train.max_consecutive_skips", "train.init_checkpoint", "eval.every", "ckpt")
+                    "train.max_consecutive_skips", "train.init_checkpoint", "data", "eval", "ckpt", "seed")
 COMPILED_CACHE_SIZE = 4  # Trainers whose compiled functions are kept for reuse (least recently built out)
 _COMPILED: dict = {}
 

@@ -29,17 +29,37 @@ def small_idx_dir(path, n_train=64, n_test=16) -> str:
   return str(path)
 
 
-def env(fault: str = "") -> dict:
+def env(fault: str = "", compilation_cache: str = "") -> dict:
   """The subprocess environment: one CPU device, conftest's compile flags and settings, the planned
-  fault."""
+  fault, and (only when given) a persistent compilation cache folder (see `refill_cache`)."""
   e = dict(os.environ)
   e["XLA_FLAGS"] = os.environ.get("ADEJAX_TEST_XLA_FLAGS", "")  # conftest's; one device
   e.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", ADEJAX_FAULT=fault, PYTHONPATH=ROOT)
+  if compilation_cache:
+    e.update(JAX_ENABLE_COMPILATION_CACHE="true", JAX_COMPILATION_CACHE_DIR=compilation_cache,
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   return e
 
 
-def launch(*args, module="adejax.main", fault="", timeout=300) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(fault),
+def refill_cache(warm: str, path: str) -> str:
+  """Make the compilation cache folder `path` a fresh copy of `warm` (what a launch that finished
+  cleanly with its cache at the same `path` filled), and return `path`.
+
+  Many launches of one config (the kill/resume test's ten) then compile nothing: most of a tiny AV-ADE
+  launch's time. The path must be the one the warm launch used: JAX puts the cache folder's path into
+  every cache key (as xla_gpu_per_fusion_autotune_cache_dir, even on CPU), so a copy elsewhere never
+  hits. Each launch starts from a fresh copy because JAX writes cache entries in place, not atomically:
+  a launch killed mid-write (or a full disk) leaves a truncated entry, and reading one crashed processes
+  with SIGSEGV (jaxlib 0.10.2; why conftest switches the cache off everywhere else). `warm` is only read."""
+  import shutil
+
+  shutil.rmtree(path, ignore_errors=True)
+  shutil.copytree(warm, path)
+  return path
+
+
+def launch(*args, module="adejax.main", fault="", timeout=300, compilation_cache="") -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(fault, compilation_cache),
                         capture_output=True, text=True, timeout=timeout)
 
 

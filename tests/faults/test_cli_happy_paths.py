@@ -22,8 +22,12 @@ def test_train_eval_sample_evaluate_and_estimate_kl(tmp_path):
            ["adejax.evaluate", [f"--workdir={workdir}", "--override=eval.iwae_samples=2"]],
            ["adejax.estimate_kl", [f"--workdir={workdir}", "--num_posteriors=16", "--num_samples=16",
                                    "--classifier_steps=5"]]]
+  # One compilation cache for the five launches, which run one after another and all finish (what
+  # `faultlib.refill_cache` guards against, a launch killed mid-write, cannot happen here): the later
+  # doors read the programs the earlier ones compiled, as a user's persistent cache would give them.
+  cache = str(tmp_path / "compilation_cache")
   for module, args in cases:
-    result = faultlib.launch(*args, module=module)
+    result = faultlib.launch(*args, module=module, compilation_cache=cache)
     assert result.returncode == 0, (module, args, result.stderr[-3000:])
     assert "Traceback" not in result.stderr, (module, result.stderr[-3000:])
   assert faultlib.checkpoint_steps(workdir)[-1] == 4

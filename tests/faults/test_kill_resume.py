@@ -4,6 +4,7 @@ partial checkpoint is ever restored, and every checkpoint -- the final one inclu
 bit-identical to that of an uninterrupted run of the same config."""
 import os
 import random
+import shutil
 import signal
 
 import pytest
@@ -13,8 +14,9 @@ import faultlib
 pytestmark = pytest.mark.faults
 
 NUM_STEPS = 36  # > the progress of all interrupted launches together (at most 4 steps each)
-# Seeded kill -9 moments: step, checkpoint write, evaluation, step (each launch a fresh process: about a
-# minute of startup and compilation, so the suite samples 4 moments, every kind at least once).
+# Seeded kill -9 moments: step, checkpoint write, evaluation, step (each launch a fresh process: about
+# 20 s of startup with the reference run's compiled programs, so the suite samples 4 moments, every kind
+# at least once).
 KILL_SEEDS = range(4)
 POINTS = ("step", "checkpoint", "eval")
 
@@ -39,14 +41,24 @@ def idx_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, idx_dir):
+  """The uninterrupted run, compiled from scratch. The compilation cache it fills is kept aside (warm)
+  and copied back to the same folder before each interrupted launch (`faultlib.refill_cache`), so they
+  compile nothing and a kill mid-write spoils only that launch's copy. That the relaunched runs'
+  checkpoints equal this run's also checks that executables read back from the cache compute exactly
+  what freshly compiled ones do."""
   workdir = str(tmp_path_factory.mktemp("reference"))
-  result = faultlib.launch(*args(workdir, idx_dir))
+  caches = tmp_path_factory.mktemp("compilation_cache")
+  live, warm = str(caches / "live"), str(caches / "warm")
+  result = faultlib.launch(*args(workdir, idx_dir), compilation_cache=live)
   assert result.returncode == 0, result.stderr[-3000:]
   assert faultlib.checkpoint_steps(workdir) == list(range(1, NUM_STEPS + 1))
-  return workdir
+  shutil.copytree(live, warm)
+  assert any(n.startswith("jit_") for n in os.listdir(warm))
+  return workdir, lambda: faultlib.refill_cache(warm, live)
 
 
 def test_kills_terms_and_ctrl_c_then_relaunch_give_bit_identical_checkpoints(tmp_path, idx_dir, reference):
+  reference, cache = reference
   workdir = str(tmp_path / "run")
   plans = [(kill_plan(s), -signal.SIGKILL) for s in KILL_SEEDS]
   plans[3:3] = [("step:2:TERM", 0), ("checkpoint:1:TERM", 0)]   # preemption notice mid-step / mid-write
@@ -55,7 +67,7 @@ def test_kills_terms_and_ctrl_c_then_relaunch_give_bit_identical_checkpoints(tmp
   mid_write = 0
   for plan, expected in plans:
     before = faultlib.checkpoint_steps(workdir)
-    result = faultlib.launch(*args(workdir, idx_dir), fault=plan)
+    result = faultlib.launch(*args(workdir, idx_dir), fault=plan, compilation_cache=cache())
     assert result.returncode == expected, (plan, result.stderr[-3000:])
     after = faultlib.checkpoint_steps(workdir)
     if before:
@@ -70,7 +82,7 @@ def test_kills_terms_and_ctrl_c_then_relaunch_give_bit_identical_checkpoints(tmp
     mid_write += any("orbax-checkpoint-tmp" in n for n in os.listdir(os.path.join(workdir, "checkpoints")))
   assert mid_write >= 1  # at least one kill left a half-written checkpoint behind (never restored)
 
-  result = faultlib.launch(*args(workdir, idx_dir))
+  result = faultlib.launch(*args(workdir, idx_dir), compilation_cache=cache())
   assert result.returncode == 0, result.stderr[-3000:]
   steps = faultlib.checkpoint_steps(workdir)
   assert steps[-1] == NUM_STEPS
