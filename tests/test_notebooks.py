@@ -42,13 +42,17 @@ def execute(name, tmp_path, **params):
 
 
 @pytest.fixture(scope="module")
-def kernel_env():
+def kernel_env(tmp_path_factory):
   """One CPU device in the kernels (the tests' 4 virtual devices are for the sharding tests), with
-  conftest's compile flags."""
+  conftest's compile flags, and one compilation cache that the kernels, run one after another, share:
+  each notebook reads the programs the ones before it compiled (see tests/faults/faultlib.refill_cache
+  for why the suite's other processes keep the cache off)."""
   saved = dict(os.environ)
   os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=1 "
                              + os.environ.get("ADEJAX_TEST_XLA_FLAGS", ""))  # conftest's
   os.environ["MPLBACKEND"] = "Agg"
+  os.environ.update(JAX_ENABLE_COMPILATION_CACHE="true", JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                    JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("compilation_cache")))
   yield
   os.environ.clear()
   os.environ.update(saved)
