@@ -23,20 +23,10 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, reporting
+from adejax import config_lib, families, reporting
 from adejax.experiment import SCALES, Member, generator_param_count, load_experiment
 
 # ----------------------------------------------------------------------------- running and collecting
-def has_likelihood(c) -> bool:
-  """Whether a config's held-out bits/dim are a bound on its own -log p(x): not for GANs, nor for
-  hybrids other than the quantized-normal VAE (the Bernoulli likelihood is no density of 8-bit data)."""
-  if c.model.family == "ade":
-    return c.mode != "gan"
-  if c.model.family == "hybrid":
-    return c.hybrid.model == "vae" and c.hybrid.likelihood == "quantized_normal"
-  return True
-
-
 def run_member(member: Member, workdir: str) -> dict:
   from adejax import evaluate, train
 
@@ -167,13 +157,13 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
   for m in members:
     path = os.path.join(workdir, m.name, "done.json")
     ours = json.load(open(path)) if os.path.exists(path) else {}
-    if m.bpd_from or not has_likelihood(m.config):  # a GAN's own ELBO (untrained encoder) means nothing
+    family = families.family_class(m.config)
+    if m.bpd_from or not family.has_likelihood(m.config):  # e.g. a GAN's own ELBO (untrained encoder)
       ours = {k: v for k, v in ours.items() if k not in ("bpd_elbo", "bpd_iwae")}
       other = os.path.join(workdir, m.bpd_from, "done.json")
       if m.bpd_from and os.path.exists(other):  # the bound of its BPD-for-a-GAN run
         ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
-    mode = {"ade": m.config.mode, "hybrid": f"hybrid/{m.config.hybrid.model}"}.get(
-        m.config.model.family, m.config.model.family)
+    mode = family.results_mode(m.config)
     rows.append({"member": m.name, "mode": mode, **({"group": m.group} if m.group else {}), **ours,
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   write_results(rows, os.path.join(workdir, "results"))

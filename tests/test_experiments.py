@@ -273,3 +273,23 @@ def test_jobs_start_a_member_only_after_the_member_it_starts_from(tmp_path):
   os.makedirs(tmp_path / "gan")
   (tmp_path / "gan" / "done.json").write_text("{}")
   assert sweep.next_ready(pending, members, workdir).name == "gan_bpd"
+
+
+def test_each_family_says_which_configs_have_a_likelihood_and_names_their_mode():
+  """The results tables' bits/dim only for models whose bound is on -log p of the 8-bit data, and their
+  mode column, asked of each config's family (a table written out by hand, per papers/002 and 004)."""
+  from adejax import families
+  from configs import cifar_gan, cifar_hybrids, fmnist_glow, fmnist_glow_vae
+
+  expected = {
+      "default": (default.get_config(""), True, "av-ade"),
+      "gan": (cifar_gan.get_config(""), False, "gan"),
+      "vae bernoulli": (cifar_hybrids.get_config("vae"), False, "hybrid/vae"),
+      "vae quantized normal": (cifar_hybrids.get_config("vae,quantized_normal"), True, "hybrid/vae"),
+      "aae": (cifar_hybrids.get_config("aae"), False, "hybrid/aae"),
+      "glow_vae": (fmnist_glow_vae.get_config(""), True, "glow_vae"),
+      "glow": (fmnist_glow.get_config(""), True, "glow"),
+  }
+  for name, (config, likelihood, mode) in expected.items():
+    family = families.family_class(config)
+    assert (family.has_likelihood(config), family.results_mode(config)) == (likelihood, mode), name

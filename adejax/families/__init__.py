@@ -15,9 +15,15 @@ REGISTRY = {
 }
 
 
-def make(config, image_shape) -> Family:
+def family_class(config) -> type[Family]:
+  """The Family subclass of `config.model.family` (its static methods answer questions about a config
+  without building the family)."""
   name = config.model.family
   if name not in REGISTRY:
     raise ValueError(f"Unknown model family {name!r}; choose one of {sorted(REGISTRY)}.")
   module, cls = REGISTRY[name]
-  return getattr(importlib.import_module(module), cls)(config, tuple(int(s) for s in image_shape))
+  return getattr(importlib.import_module(module), cls)
+
+
+def make(config, image_shape) -> Family:
+  return family_class(config)(config, tuple(int(s) for s in image_shape))

@@ -93,6 +93,15 @@ class ADEFamily(base.Family):
         "disc": base.Group("disc_params", base.make_optimizer(o, *config_lib.discriminator_optim(o))),
     }
 
+  @staticmethod
+  def has_likelihood(config) -> bool:
+    """Not the GAN: its ELBO comes from an untrained encoder (BPD-for-a-GAN trains one in its own run)."""
+    return config.mode != "gan"
+
+  @staticmethod
+  def results_mode(config) -> str:
+    return str(config.mode)
+
   def init(self, rng):
     k_model, k_disc, k_z = jax.random.split(rng, 3)
     y = jnp.full((2,) + self.image_shape, 0.5, jnp.float32)

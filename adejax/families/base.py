@@ -137,6 +137,17 @@ class Family:
     `Trainer.with_eval_batch_stats`). Families without batch norm keep theirs."""
     return batch_stats
 
+  @staticmethod
+  def has_likelihood(config) -> bool:
+    """Whether a config's held-out bits/dim are a bound on its own -log p(x) (read from the config
+    alone, without building the family: the sweep's results tables ask it of every member)."""
+    return True
+
+  @staticmethod
+  def results_mode(config) -> str:
+    """The `mode` column of the sweeps' results tables for a config of this family."""
+    return str(config.model.family)
+
   has_encoder: bool = False  # an inference network q(z | x) trained with the model (latent metrics)
   standard_normal_prior: bool = True  # its latent prior is N(0, I): estimate_kl's average KL is analytic
 

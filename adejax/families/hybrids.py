@@ -58,6 +58,16 @@ def l1(a, b):
 
 class HybridFamily(base.Family):
 
+  @staticmethod
+  def has_likelihood(config) -> bool:
+    """Only the quantized-normal VAE: the Bernoulli likelihood is no density of 8-bit data, and the other
+    hybrids' decoders define none."""
+    return config.hybrid.model == "vae" and config.hybrid.likelihood == "quantized_normal"
+
+  @staticmethod
+  def results_mode(config) -> str:
+    return f"hybrid/{config.hybrid.model}"
+
   def __init__(self, config: ml_collections.ConfigDict, image_shape):
     h = config.hybrid
     self.image_shape = tuple(image_shape)
