@@ -108,9 +108,9 @@ def test_one_tiny_step_of_each_distinct_family_and_mode():
   for key, (row, c) in sorted(seen.items()):
     print(key, "from", row)
     shape = (c.data.image_size, c.data.image_size, 3)
-    # Built without the sections (and the seed) train.LOOP_ONLY_FIELDS leaves out of the compiled-function key: a
-    # family, model or step that read one would fail here instead of silently sharing compiled functions
-    # between configs that differ in it.
+    # Built without the sections (and the seed) that train.LOOP_ONLY_FIELDS leaves out of the
+    # compiled-function key: a family, model or step that read one would fail here instead of silently
+    # sharing compiled functions between configs that differ in it.
     c = copy.deepcopy(c)
     with c.unlocked():
       for section in [f for f in train.LOOP_ONLY_FIELDS if "." not in f]:

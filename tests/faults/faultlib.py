@@ -58,9 +58,10 @@ def refill_cache(warm: str, path: str) -> str:
   return path
 
 
-def launch(*args, module="adejax.main", fault="", timeout=300, compilation_cache="") -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(fault, compilation_cache),
-                        capture_output=True, text=True, timeout=timeout)
+def launch(*args, module="adejax.main", fault="", timeout=300,
+           compilation_cache="") -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                        env=env(fault, compilation_cache), capture_output=True, text=True, timeout=timeout)
 
 
 def error_lines(result, program="adejax") -> list[str]:
