@@ -9,11 +9,11 @@ process's own matmul and 3x3-convolution rates (in float32 and in every timed co
 speed is also a fraction of what this machine does on the simplest dense work in the same precision;
 and the host's peak memory (device memory where the backend reports it). Options:
 
-  --breakdown  the step's disjoint parts (family "ade"): preprocessing + f_psi forward, the VAE's
-               likelihood pass on features, its sampling pass from the prior, f_psi's inverse, the
-               discriminator on real and fake, the gradient penalty's double backward and the
-               optimiser update, each compiled and timed alone (forward and backward, as in
-               training), as FLOPs and as time
+  --breakdown  the step's disjoint parts as its family lists them (`Family.step_parts`; AV-ADE's:
+               preprocessing + f_psi forward, the VAE's likelihood pass on features, its sampling pass
+               from the prior, f_psi's inverse, the discriminator on real and fake, the gradient
+               penalty's double backward and the optimiser update), each compiled and timed alone
+               (forward and backward, as in training), as FLOPs and as time
   --input      training throughput of the real loop's input path (host batches from the in-memory
                split, as train.py feeds them) against a device-resident batch: is the run input-bound?
   --eval       held-out bits/dim and sampling, per image, against a train step's per-image time
@@ -46,7 +46,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, input_pipeline, losses, reporting, train
+from adejax import config_lib, families, input_pipeline, reporting, train
 from adejax.models import layers
 
 
@@ -197,54 +197,18 @@ def train_step(config, steps: int, start_step: int = 0, devices=None) -> dict:
 
 
 def breakdown(config, steps: int) -> dict[str, dict]:
-  """Each part of an "ade" train step compiled and timed alone, forward and backward (as in
-  training), with its FLOPs: where the step's time goes. The parts are disjoint; a step runs the
-  sampling pass and f_psi's inverse once per discriminator update and once for the generator."""
-  if config.model.family != "ade":
-    raise config_lib.ConfigError("--breakdown knows the parts of family 'ade' only")
-  from adejax.models import ade
-
+  """Each part of a train step compiled and timed alone, as the family lists them
+  (`Family.step_parts`: forward and backward, as in training), with its FLOPs: where the step's time
+  goes."""
   trainer = train.Trainer(config, _shape(config))
   state = trainer.init_state(config.seed)
-  model, disc, family = trainer.model, trainer.family.disc, trainer.family
   images, labels = _batch(trainer, config, config.train.batch_size)
-  rng = jax.random.key(0)
-  y = losses.dequantize(images, rng)
-  b = config.train.batch_size
-  params, stats, dparams = state.params, state.batch_stats, state.disc_params
-  variables = lambda p: {"params": p, "batch_stats": stats}
-  grad_sum = lambda f: jax.grad(lambda p, *a: jnp.sum(f(p, *a)))  # backward of a scalar of the output
-  feats = jax.jit(lambda p: model.apply(variables(p), y, False, method="to_features")[0])(params)
-  vae_pass = lambda m, f: losses.coverage_loss({**m.vae(f, rng, labels, train=True), "features": f,
-                                                "logdet": 0.0})[0]
-  parts = {  # disjoint parts: together about the generator's share of a step
-      "preprocess + f_psi forward": lambda p: model.apply(variables(p), y, True, method="to_features",
-                                                          mutable=["batch_stats"])[0][0],
-      "VAE likelihood pass (features -> ELBO)": lambda p: model.apply(
-          variables(p), feats, method=vae_pass, mutable=["batch_stats"])[0],
-      "VAE sampling pass (prior -> features)": lambda p: model.apply(
-          variables(p), method=lambda m: m.vae.generate(rng, b, 1.0, labels, train=True),
-          mutable=["batch_stats"])[0],
-  }
-  if config_lib.MODES[config.mode][0]:
-    parts["f_psi inverse"] = lambda p: model.apply(variables(p), feats, method="from_features")
+  try:
+    parts = trainer.family.step_parts(state, images, labels, jax.random.key(0))
+  except NotImplementedError as e:
+    raise config_lib.ConfigError(f"--breakdown: {e}") from None
   in_dtype = lambda fn: train.in_compute_dtype(fn, config.train.compute_dtype)
-  out = {name: compile_and_time(in_dtype(grad_sum(lambda p, f=f: f(p))), params, steps=steps)
-         for name, f in parts.items()}
-  if config_lib.MODES[config.mode][1]:
-    real = ade.discriminator_input(y)
-    fake = ade.discriminator_input(jnp.clip(y[::-1], 0, 1))
-    logits = lambda d, x: disc.apply({"params": d}, x, labels)
-    out["discriminator on real + fake"] = compile_and_time(in_dtype(
-        jax.grad(lambda d: jnp.sum(logits(d, real)) + jnp.sum(logits(d, fake)))), dparams, steps=steps)
-    out["gradient penalty (double backward)"] = compile_and_time(in_dtype(
-        jax.grad(lambda d: losses.gradient_penalty(lambda x: logits(d, x), real, fake, rng,
-                                                   form=config.loss.gp_form))), dparams, steps=steps)
-  group = family.groups["generator"]
-  opt_state = state.opt_state["generator"]
-  out["optimiser update (generator)"] = compile_and_time(
-      lambda g, s, p: group.tx.update(g, s, p), params, opt_state, params, steps=steps)
-  return out
+  return {name: compile_and_time(in_dtype(fn), *args, steps=steps) for name, (fn, args) in parts.items()}
 
 
 def input_share(config, steps: int) -> dict:
@@ -354,8 +318,7 @@ def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: i
   prepared = []
   for dtype, count, mode, size, batch in itertools.product(dtypes, device_counts, modes, image_sizes, batches):
     c = ml_collections.ConfigDict(config.to_dict())
-    if config.model.family == "ade":
-      c.mode = mode
+    c.mode = mode
     c.train.batch_size, c.data.image_size, c.train.compute_dtype = batch, size, dtype
     config_lib.validate(c)
     config_lib.check_devices(c, count)
@@ -373,8 +336,7 @@ def run(config: ml_collections.ConfigDict, modes, batches, image_sizes, steps: i
     logging.info("%s", row)
   del prepared
   first = ml_collections.ConfigDict(config.to_dict())
-  if config.model.family == "ade":
-    first.mode = modes[-1]
+  first.mode = modes[-1]
   if with_breakdown:
     report["breakdown"] = {"mode": first.mode, "compute_dtype": first.train.compute_dtype,
                            "parts": breakdown(first, steps)}
@@ -462,9 +424,12 @@ def main(argv):
       raise config_lib.ConfigError("--config is required, e.g. --config=configs/cifar_avade.py")
     config_lib.validate(config)
     modes = FLAGS.modes or [config.mode]
-    unknown = [m for m in modes if m not in config_lib.MODES]
+    known = families.family_class(config).modes
+    if FLAGS.modes and not known:
+      raise config_lib.ConfigError(f"--modes: family {config.model.family!r} has no modes; leave --modes out")
+    unknown = [m for m in FLAGS.modes or [] if m not in known]
     if unknown:
-      raise config_lib.ConfigError(f"--modes: unknown {unknown}; modes are {sorted(config_lib.MODES)}")
+      raise config_lib.ConfigError(f"--modes: unknown {unknown}; modes are {sorted(known)}")
     batches = _positive_ints("batch", FLAGS.batch) or [config.train.batch_size]
     sizes = _positive_ints("image_size", FLAGS.image_size) or [config.data.image_size]
     bad = [d for d in FLAGS.compute_dtypes if d not in layers.COMPUTE_DTYPES]
@@ -490,7 +455,7 @@ if __name__ == "__main__":
 
   config_flags.DEFINE_config_file("config", None, "Config to time, e.g. configs/cifar_avade.py.",
                                   lock_config=True)
-  flags.DEFINE_list("modes", [], "Modes to time (family ade); default: the config's.")
+  flags.DEFINE_list("modes", [], "Modes to time (families with modes: AV-ADE's Table-1 rows); default: the config's.")
   flags.DEFINE_list("batch", [], "Batch sizes; default: the config's.")
   flags.DEFINE_list("image_size", [], "Image sizes; default: the config's.")
   flags.DEFINE_list("compute_dtypes", [], "train.compute_dtype values to time (float32, bfloat16); "
@@ -498,7 +463,7 @@ if __name__ == "__main__":
   flags.DEFINE_list("devices", [], "Device counts to time (the first N devices); default: all.")
   flags.DEFINE_integer("steps", 10, "Timed steps per measurement (after warm-up); 0: compile only "
                        "(FLOPs and memory, no times).")
-  flags.DEFINE_bool("breakdown", False, "Time the parts of the step (family ade).")
+  flags.DEFINE_bool("breakdown", False, "Time the parts of the step (families that list them).")
   flags.DEFINE_bool("input", False, "Compare host-fed steps with a device-resident batch.")
   flags.DEFINE_bool("eval", False, "Time held-out bits/dim and sampling per image.")
   flags.DEFINE_bool("loop", False, "Time the real training loop against the bare step.")

@@ -1,8 +1,10 @@
 """The config schema shared by every runnable config, and its validation.
 
-`base_config()` holds every field with a comment; configs in configs/ start from it and override a
-few fields, so a misspelled key is always an error (the ConfigDict is locked). `validate(config)`
-raises ConfigError with one line naming the key for any invalid value or impossible combination.
+`base_config()` holds every field with a comment: the shared sections here, each model family's own
+section from the family (`families.REGISTRY`, `Family.config_section`). Configs in configs/ start from it
+and override a few fields, so a misspelled key is always an error (the ConfigDict is locked).
+`validate(config)` raises ConfigError with one line naming the key for any invalid value or impossible
+combination: the shared sections here, the rest by the config's family (`Family.validate`).
 """
 from __future__ import annotations
 
@@ -12,32 +14,18 @@ import sys
 
 import ml_collections
 
-from adejax import input_pipeline
-from adejax.models import discriminators, glow, hybrids, layers, vae
-
-MODES = {
-    # name: (f_psi, adversarial, maximum likelihood) -- papers/002 Table 1
-    "gan": (False, True, False),
-    "vae": (False, False, True),
-    "v-ade": (True, False, True),
-    "av-gde": (False, True, True),
-    "av-ade": (True, True, True),
-}
-
+from adejax import families, input_pipeline
+from adejax.families.base import ConfigError, check  # noqa: F401  (ConfigError: every door's user error)
+from adejax.models import layers
 
 GP_FORMS = ("two-sided", "one-sided", "r1")
-FAMILIES = ("ade", "glow_vae", "glow", "hybrid")  # adejax.families.REGISTRY
 OPTIMIZERS = ("adamax", "adam")
-
-
-class ConfigError(ValueError):
-  """A user error in the configuration: printed as one line, no stack trace."""
 
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                       # root of every random number in the run
-  c.mode = "av-ade"                # family "ade": one of MODES: gan | vae | v-ade | av-gde | av-ade
+  c.mode = "av-ade"                # family "ade": one of families.ade.MODES: gan | vae | v-ade | av-gde | av-ade
 
   c.data = ml_collections.ConfigDict()
   c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files), their 1000-mode
@@ -59,10 +47,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_split = "test"       # held-out numbers always use the test split
 
   c.model = ml_collections.ConfigDict()
-  c.model.family = "ade"           # one of FAMILIES: "ade" (papers/002, `mode` picks the Table-1 row),
+  c.model.family = families.DEFAULT  # one of families.REGISTRY: "ade" (papers/002, `mode` picks the Table-1 row),
                                    # "glow_vae" (papers/003: VAE + Glow layer, config.glow_vae),
                                    # "glow" (the standalone multi-scale Glow, config.glow),
-                                   # "hybrid" (papers/004's VAE-GAN hybrids, config.hybrid)
+                                   # "hybrid" (papers/004's VAE-GAN hybrids, config.hybrid),
+                                   # "flow_gan" (Flow-GAN on config.glow's Glow, config.flow_gan)
   c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
   c.model.logit_alpha = 0.05
   c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
@@ -91,57 +80,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.num_classes = 0          # > 0: class-conditional (appendix E.1): conditional weight norm in
                                    # the VAE, projection discriminator, labels from the dataset
 
-  c.glow_vae = ml_collections.ConfigDict()  # family "glow_vae" (papers/003); model.preprocess applies
-  c.glow_vae.scales = 3            # ResNet VAE (Dai & Wipf): down-sampling stages (CIFAR-10 3, CelebA 4)
-  c.glow_vae.blocks = 1            # residual blocks per stage
-  c.glow_vae.base_width = 64       # channels of the first stage, doubling per stage
-  c.glow_vae.latent_dim = 64       # size of the latent vector z
-  c.glow_vae.decoder = "diagonal"  # "diagonal": N(g_mu(z), diag g_Sigma(z)) (section 3.1);
-                                   # "gamma": isotropic learned gamma (Dai & Wipf)
-  c.glow_vae.log_sigma_init = 0.0  # initial log std of the decoder
-  c.glow_vae.glow_depth = 32       # Glow blocks (actnorm, 1x1 conv, additive coupling); no squeeze
-  c.glow_vae.glow_width = 512      # channels of the coupling networks
-  c.glow_vae.glow_lu = False       # LU-parametrised 1x1 convolutions
-  c.glow_vae.prior = "flow"        # "flow": Real-NVP prior on z (section 3.2); "normal": N(0, I);
-                                   # "two_stage": a second-stage VAE on z (Dai & Wipf; Table 1 baseline)
-  c.glow_vae.prior_layers = 16     # couplings of the prior flow
-  c.glow_vae.prior_width = 1024    # width of their two dense layers
-  c.glow_vae.schedule = "two-phase"  # "two-phase": VAE + prior, then the Glow layer alone (section
-                                   # 3.4); "joint": everything at once from step 0
-  c.glow_vae.phase1_steps = 50_000  # steps of phase 1; phase 2 runs from there to train.num_steps
-  c.glow_vae.stage2_steps = 0      # prior "two_stage": its training steps, after phase 1
-  c.glow_vae.temperature = 0.5     # sampling temperature on the Glow layer's base (section 3.5)
-
-  c.glow = ml_collections.ConfigDict()  # family "glow": Kingma & Dhariwal's multi-scale Glow, the
-                                   # baseline of papers/003 Tables 2-4; model.preprocess applies
-  c.glow.levels = 3                # levels, each squeeze -> `depth` steps -> split (none after the last)
-  c.glow.depth = 32                # steps per level (actnorm, invertible 1x1 conv, coupling)
-  c.glow.width = 512               # channels of the coupling networks
-  c.glow.coupling = "affine"       # "affine" (Glow's, scale sigmoid(raw + 2)) or "additive"
-  c.glow.lu = True                 # LU-parametrised 1x1 convolutions
-  c.glow.learn_top = True          # learned prior mean / std of the top level (else N(0, I))
-  c.glow.temperature = 1.0         # sampling temperature (std scale of every level's prior)
-
-  c.hybrid = ml_collections.ConfigDict()  # family "hybrid": papers/004's models (families/hybrids.py);
-                                   # generator/encoder width model.width, discriminators model.disc_width
-  c.hybrid.model = "vae"           # vae | dcgan | wgan_gp | aae | aae_pp | aae_gan | veegan
-  c.hybrid.likelihood = "bernoulli"  # vae / aae: "bernoulli" or "quantized_normal" (learned sigma)
-  c.hybrid.arch = "paper"          # networks: "paper" (papers/004 K.5: ReLU generator, 28x28 Tables 6-7,
-                                   # 32/64 the WGAN code's DCGAN) or "sngan" (papers/002's, ELU); widths
-                                   # from model.width / model.disc_width
-  c.hybrid.latent_dim = 64         # size of z (papers/004 sweeps 10, 50, 75 on ColorMNIST)
-  c.hybrid.critic_steps = 5        # wgan_gp: critic updates per generator update
-  c.hybrid.gp_weight = 10.0        # wgan_gp: two-sided gradient penalty
-  c.hybrid.rec_weight_encoder = 1.0  # aae_pp / aae_gan: l1 data reconstruction weight for E (1, 5, 10, 50)
-  c.hybrid.rec_weight_generator = 1.0  # ... and for G (1, 5, 10, 50)
-  c.hybrid.code_width = 1000       # units of the code / joint discriminator's dense layers
-  c.hybrid.joint_head = "table8"   # veegan's joint discriminator: "table8" (papers/004 Table 8: both
-                                   # trunks, conv 3x3, conv 2x2, logit) or "small" (one dense layer on
-                                   # z, one on both: adejax's earlier, cheaper head)
-  c.hybrid.joint_head_width = 512  # Table 8's head convolutions (the paper's grid: 512, 1024)
-  c.hybrid.lr_encoder = 0.0        # learning rates (Table 5); 0 = optim.lr
-  c.hybrid.lr_disc = 0.0
-  c.hybrid.lr_code = 0.0
+  for family in families.family_classes():  # each family's own section (glow_vae, glow, hybrid, flow_gan)
+    section = family.config_section()
+    if section is not None:
+      c[section[0]] = section[1]
 
   c.loss = ml_collections.ConfigDict()
   c.loss.adv_weight = 100.0        # lambda_adv on L_Q, relative to L_C in nats per image (app. C)
@@ -255,30 +197,20 @@ def base_config() -> ml_collections.ConfigDict:
 def make_tiny(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.ConfigDict:
   """Shrink any config to test size (seconds per step on a CPU), keeping its mode and structure."""
   c.model.width = c.model.disc_width = 0.0625
-  c.model.latent_channels, c.model.flow_width, c.model.global_latent_dim = 4, 4, 8
-  # Two couplings (both checkerboard parities, every element transformed once) instead of 3: each
-  # coupling costs ~2.5 s of a tiny AV-ADE step's ~18 s compilation (couplings are tested in test_flows)
-  c.model.flow_couplings = min(c.model.flow_couplings, 2)
   c.train.batch_size, c.train.num_steps = 8, num_steps
   c.train.log_every = c.ckpt.every = max(1, num_steps // 2)
   c.train.image_every = c.eval.every = num_steps
   c.eval.batch_size, c.eval.num_examples, c.eval.num_samples = 8, 16, 4
   c.eval.num_fid_samples, c.eval.classifier_steps, c.eval.bn_refresh_examples = 16, 5, 16
   c.eval.num_latent_examples = 16
-  c.loss.flow_start_step = 0  # a step count of the full schedule; tiny runs train f_psi from the start
   c.eval.num_mode_samples, c.eval.critic_steps = 64, 0  # (the critic's compile alone costs ~30 s)
   m = c.eval.marginal_kl
   m.num_posteriors, m.num_samples, m.monte_carlo_samples = 40, 200, 100
   m.classifier_layers, m.classifier_hidden, m.classifier_steps, m.batch_size = 2, 16, 20, 32
   m.gmm_components, m.maf_hidden, m.maf_steps, m.maf_layers = 3, 16, 20, 1
   c.train.grad_norms = False  # one compilation fewer (~3 s of a tiny AV-ADE run's ~40)
-  g = c.glow_vae
-  g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
-  g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
-  g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
-  g.stage2_steps = min(g.stage2_steps, 1)
-  c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 2, 4
-  c.hybrid.latent_dim, c.hybrid.code_width, c.hybrid.joint_head_width = 8, 16, 16
+  for family in families.family_classes():  # every family's section, so a switched family stays tiny
+    family.shrink_tiny(c, num_steps)
   return c
 
 
@@ -302,148 +234,65 @@ def parse_variant(variant: str, config_file: str, names, exclusive=()) -> set[st
   return set(given)
 
 
-def _check(cond: bool, key: str, msg: str):
-  if not cond:
-    raise ConfigError(f"config.{key}: {msg}")
-
-
 def validate(c: ml_collections.ConfigDict) -> None:
-  _check(c.model.family in FAMILIES, "model.family", f"{c.model.family!r} is not one of {list(FAMILIES)}")
-  _check(c.mode in MODES, "mode", f"{c.mode!r} is not one of {sorted(MODES)}")
+  family = families.family_class(c)  # (an unknown family is a ConfigError naming the valid ones)
   m, d, t = c.model, c.data, c.train
-  _check(m.arch in vae.ARCHITECTURES, "model.arch", f"{m.arch!r} is not one of {sorted(vae.ARCHITECTURES)}")
-  _check(m.disc_arch in discriminators.DISCRIMINATORS, "model.disc_arch",
-         f"{m.disc_arch!r} is not one of {list(discriminators.DISCRIMINATORS)}")
-  _check(m.preprocess in ("logit", "centre"), "model.preprocess", "must be 'logit' or 'centre'")
-  _check(0.0 < m.logit_alpha < 0.5, "model.logit_alpha", "must be in (0, 0.5)")
-  _check(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0 = unconditional)")
-  _check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
-  _check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
-  _check(d.image_size >= 8, "data.image_size", "must be at least 8")
-  _check(d.stacked_examples >= 0, "data.stacked_examples", "must be >= 0 (0 = the protocol's sizes)")
-  _check(not d.stream or d.dataset not in input_pipeline.LOCAL_DATASETS, "data.stream",
-         "IDX datasets are always held in memory; streaming is for TFDS datasets")
-  _check(d.shuffle_buffer >= 1, "data.shuffle_buffer", "must be positive")
-  try:
-    sizes, _ = vae.architecture(m.arch, (d.image_size, d.image_size, 1))
-  except ValueError as e:
-    raise ConfigError(f"config.data.image_size: {e}") from None
-  _check(m.generator in ("", "hierarchical", "vector"), "model.generator",
-         "must be '' (the mode's default), 'hierarchical' or 'vector'")
-  _check(m.latent_dim >= 1, "model.latent_dim", "must be positive")
-  _check(m.global_latent_dim >= 0, "model.global_latent_dim", "must be >= 0 (0 = no global latent)")
-  _check(0 <= m.latent_levels <= len(sizes), "model.latent_levels",
-         f"must be in 0..{len(sizes)} for {d.image_size}px images")
-  _check(1 <= m.flow_scales <= 6, "model.flow_scales", "must be in 1..6")
-  factor = 2 ** (m.flow_scales - 1)
-  _check(not MODES[c.mode][0] or d.image_size % factor == 0, "model.flow_scales",
-         f"{m.flow_scales} scales need an image size divisible by {factor}, got {d.image_size}")
-  _check(m.flow_couplings >= 1 and m.flow_blocks >= 0 and m.flow_width >= 1, "model.flow_couplings",
-         "flow couplings, blocks and width must be positive")
-  _check(t.batch_size >= 1, "train.batch_size", "must be positive")
-  _check(t.num_steps >= 1, "train.num_steps", "must be positive")
-  _check(t.disc_steps >= 1, "train.disc_steps", "must be at least 1")
-  _check(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
-  _check(t.max_consecutive_skips >= 0, "train.max_consecutive_skips", "must be >= 0 (0 = never stop)")
-  _check(t.log_every >= 1 and t.image_every >= 1, "train.log_every", "logging intervals must be >= 1")
-  _check(c.eval.every >= 0, "eval.every", "must be >= 0 (0 = only at the end)")
-  _check(t.freeze in ("", "decoder"), "train.freeze", "must be '' or 'decoder'")
-  _check(t.compute_dtype in layers.COMPUTE_DTYPES, "train.compute_dtype",
-         f"must be one of {list(layers.COMPUTE_DTYPES)}")
-  _check(not t.remat or c.model.family == "ade", "train.remat",
-         f"rematerialisation is built for family 'ade' (the top-down VAE and f_psi), not {c.model.family!r}")
-  _check(not t.remat or generator_kind(c) == "hierarchical", "train.remat",
-         "rematerialisation covers the top-down VAE and f_psi; the GAN's latent-vector generator has none")
-  _check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
-         "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
-  _check(not t.freeze or t.init_checkpoint, "train.freeze",
-         "a frozen decoder must come from another run: set train.init_checkpoint to that run's workdir")
-  _check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
-  _check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
-  _check(c.loss.free_bits >= 0, "loss.free_bits", "must be >= 0 (0 = no free bits)")
-  _check(c.loss.flow_start_step >= 0, "loss.flow_start_step", "must be >= 0 (0 = from the start)")
-  _check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
-  _check(c.eval.num_latent_examples >= 0, "eval.num_latent_examples", "must be >= 0 (0 = skip)")
-  _check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")
-  _check(c.eval.num_mode_samples >= 0, "eval.num_mode_samples", "must be >= 0 (0 = skip mode counting)")
-  _check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
-  _check(c.eval.critic_steps >= 0, "eval.critic_steps", "must be >= 0 (0 = skip the independent critic)")
+  check(m.preprocess in ("logit", "centre"), "model.preprocess", "must be 'logit' or 'centre'")
+  check(0.0 < m.logit_alpha < 0.5, "model.logit_alpha", "must be in (0, 0.5)")
+  check(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0 = unconditional)")
+  check(m.width > 0 and m.disc_width > 0, "model.width", "channel multipliers must be positive")
+  check(d.resize in ("pad", "resize"), "data.resize", "must be 'pad' or 'resize'")
+  check(d.image_size >= 8, "data.image_size", "must be at least 8")
+  check(d.stacked_examples >= 0, "data.stacked_examples", "must be >= 0 (0 = the protocol's sizes)")
+  check(not d.stream or d.dataset not in input_pipeline.LOCAL_DATASETS, "data.stream",
+        "IDX datasets are always held in memory; streaming is for TFDS datasets")
+  check(d.shuffle_buffer >= 1, "data.shuffle_buffer", "must be positive")
+  check(t.batch_size >= 1, "train.batch_size", "must be positive")
+  check(t.num_steps >= 1, "train.num_steps", "must be positive")
+  check(t.disc_steps >= 1, "train.disc_steps", "must be at least 1")
+  check(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+  check(t.max_consecutive_skips >= 0, "train.max_consecutive_skips", "must be >= 0 (0 = never stop)")
+  check(t.log_every >= 1 and t.image_every >= 1, "train.log_every", "logging intervals must be >= 1")
+  check(c.eval.every >= 0, "eval.every", "must be >= 0 (0 = only at the end)")
+  check(t.freeze in ("", "decoder"), "train.freeze", "must be '' or 'decoder'")
+  check(t.compute_dtype in layers.COMPUTE_DTYPES, "train.compute_dtype",
+        f"must be one of {list(layers.COMPUTE_DTYPES)}")
+  for option, key, what in (("remat", "train.remat", "rematerialisation"),
+                            ("freeze", "train.freeze", "a frozen decoder")):
+    check(not t[option] or option in family.supports, key,
+          f"{what} is not built for family {m.family!r} (families with it: "
+          f"{[n for n, f in zip(families.REGISTRY, families.family_classes()) if option in f.supports]})")
+  check(c.ckpt.every >= 1 and c.ckpt.keep >= 1, "ckpt.every", "save interval and keep must be >= 1")
+  check(c.eval.iwae_samples >= 0, "eval.iwae_samples", "must be >= 0")
+  check(c.eval.num_latent_examples >= 0, "eval.num_latent_examples", "must be >= 0 (0 = skip)")
+  check(c.eval.bn_refresh_examples >= 1, "eval.bn_refresh_examples", "must be positive")
+  check(c.eval.num_mode_samples >= 0, "eval.num_mode_samples", "must be >= 0 (0 = skip mode counting)")
+  check(c.eval.num_fid_samples >= 0, "eval.num_fid_samples", "must be >= 0 (0 = skip FID/IS/PRD)")
+  check(c.eval.critic_steps >= 0, "eval.critic_steps", "must be >= 0 (0 = skip the independent critic)")
   kl = c.eval.marginal_kl
   for key in ("num_posteriors", "monte_carlo_samples", "maf_flows"):
-    _check(kl[key] >= 0, f"eval.marginal_kl.{key}", "must be >= 0 (0: see its comment in config_lib)")
+    check(kl[key] >= 0, f"eval.marginal_kl.{key}", "must be >= 0 (0: see its comment in config_lib)")
   for key in ("num_samples", "classifier_layers", "classifier_hidden", "classifier_steps",
               "batch_size", "gmm_components", "maf_hidden", "maf_layers", "maf_steps"):
-    _check(kl[key] >= 1, f"eval.marginal_kl.{key}", "must be at least 1")
+    check(kl[key] >= 1, f"eval.marginal_kl.{key}", "must be at least 1")
   for key in ("classifier_lr", "maf_lr"):
-    _check(kl[key] > 0, f"eval.marginal_kl.{key}", "must be > 0")
+    check(kl[key] > 0, f"eval.marginal_kl.{key}", "must be > 0")
   o = c.optim
-  _check(o.lr > 0, "optim.lr", "must be positive")
-  _check(o.name in OPTIMIZERS, "optim.name", f"{o.name!r} is not one of {list(OPTIMIZERS)}")
-  _check(o.lr_halve_every >= 0, "optim.lr_halve_every", "must be >= 0 (0 = constant)")
-  _check(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0 (0 = no warm-up)")
-  _check(o.disc_lr is None or o.disc_lr > 0, "optim.disc_lr", "must be positive (or None: optim.lr)")
+  check(o.lr > 0, "optim.lr", "must be positive")
+  check(o.name in OPTIMIZERS, "optim.name", f"{o.name!r} is not one of {list(OPTIMIZERS)}")
+  check(o.lr_halve_every >= 0, "optim.lr_halve_every", "must be >= 0 (0 = constant)")
+  check(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0 (0 = no warm-up)")
+  check(o.disc_lr is None or o.disc_lr > 0, "optim.disc_lr", "must be positive (or None: optim.lr)")
   for key in ("b1", "b2", "disc_b1", "disc_b2"):
-    _check(o[key] is None or 0.0 <= o[key] < 1.0, f"optim.{key}", "must be in [0, 1)")
-  _check(c.loss.gp_form in GP_FORMS, "loss.gp_form", f"{c.loss.gp_form!r} is not one of {list(GP_FORMS)}")
-  _check(c.loss.gp_weight >= 0, "loss.gp_weight", "must be >= 0")
-  if c.model.family == "glow_vae":
-    g = c.glow_vae
-    _check(g.decoder in ("diagonal", "gamma"), "glow_vae.decoder", "must be 'diagonal' or 'gamma'")
-    _check(g.prior in ("flow", "normal", "two_stage"), "glow_vae.prior",
-           "must be 'flow', 'normal' or 'two_stage'")
-    _check(g.prior != "two_stage" or (g.schedule == "two-phase" and g.stage2_steps >= 1),
-           "glow_vae.stage2_steps", "a two-stage prior trains after phase 1: schedule 'two-phase' and "
-           "stage2_steps >= 1")
-    _check(g.schedule in ("two-phase", "joint"), "glow_vae.schedule", "must be 'two-phase' or 'joint'")
-    _check(g.scales >= 1 and d.image_size % 2 ** g.scales == 0, "glow_vae.scales",
-           f"{g.scales} scales need an image size divisible by {2 ** g.scales}, got {d.image_size}")
-    _check(min(g.blocks, g.base_width, g.latent_dim, g.glow_depth, g.glow_width) >= 1
-           and g.latent_dim >= 2, "glow_vae", "blocks, widths, depth >= 1 and latent_dim >= 2")
-    _check(g.phase1_steps >= 0, "glow_vae.phase1_steps", "must be >= 0")
-    _check(m.num_classes == 0, "model.num_classes", "the glow_vae family is unconditional")
-  if c.model.family == "glow":
-    g = c.glow
-    _check(g.levels >= 1 and d.image_size % 2 ** g.levels == 0, "glow.levels",
-           f"{g.levels} levels squeeze {g.levels} times: they need an image size divisible by "
-           f"{2 ** g.levels}, got {d.image_size}")
-    _check(g.coupling in glow.COUPLINGS, "glow.coupling", f"{g.coupling!r} is not one of {list(glow.COUPLINGS)}")
-    _check(g.depth >= 1 and g.width >= 1, "glow.depth", "depth and width must be positive")
-    _check(g.temperature >= 0, "glow.temperature", "must be >= 0")
-    _check(m.num_classes == 0, "model.num_classes", "the glow family is unconditional")
-  if c.model.family == "hybrid":
-    h = c.hybrid
-    _check(h.model in hybrids.MODELS, "hybrid.model", f"{h.model!r} is not one of {list(hybrids.MODELS)}")
-    _check(h.likelihood in hybrids.LIKELIHOODS, "hybrid.likelihood",
-           f"{h.likelihood!r} is not one of {list(hybrids.LIKELIHOODS)}")
-    _check(h.arch in hybrids.ARCHS, "hybrid.arch", f"{h.arch!r} is not one of {list(hybrids.ARCHS)}")
-    if h.arch == "paper":
-      try:
-        hybrids.paper_layout((d.image_size, d.image_size, 1))
-      except ValueError as e:
-        _check(False, "data.image_size", str(e))
-    _check(h.latent_dim >= 1 and h.code_width >= 1, "hybrid.latent_dim", "sizes must be positive")
-    _check(h.critic_steps >= 1, "hybrid.critic_steps", "must be at least 1")
-    _check(h.joint_head in hybrids.JOINT_HEADS, "hybrid.joint_head",
-           f"{h.joint_head!r} is not one of {list(hybrids.JOINT_HEADS)}")
-    _check(h.joint_head_width >= 1, "hybrid.joint_head_width", "must be at least 1")
-    _check(min(h.lr_encoder, h.lr_disc, h.lr_code) >= 0, "hybrid.lr_disc", "must be >= 0 (0 = optim.lr)")
-    _check(m.num_classes == 0, "model.num_classes", "the hybrid family is unconditional")
-
-
-def generator_kind(c: ml_collections.ConfigDict) -> str:
-  """The generator a config builds: model.generator, or by default the paper's for its mode."""
-  return c.model.generator or ("vector" if c.mode == "gan" else "hierarchical")
-
-
-def discriminator_optim(o) -> tuple[float, float, float]:
-  """(lr, b1, b2) of the discriminator's optimiser: its own settings where given, else the generator's."""
-  pick = lambda own, gen: gen if own is None else own
-  return pick(o.disc_lr, o.lr), pick(o.disc_b1, o.b1), pick(o.disc_b2, o.b2)
+    check(o[key] is None or 0.0 <= o[key] < 1.0, f"optim.{key}", "must be in [0, 1)")
+  check(c.loss.gp_form in GP_FORMS, "loss.gp_form", f"{c.loss.gp_form!r} is not one of {list(GP_FORMS)}")
+  check(c.loss.gp_weight >= 0, "loss.gp_weight", "must be >= 0")
+  family.validate(c)
 
 
 def check_devices(c: ml_collections.ConfigDict, num_devices: int) -> None:
   for key, size in (("train.batch_size", c.train.batch_size), ("eval.batch_size", c.eval.batch_size)):
-    _check(size % num_devices == 0, key,
+    check(size % num_devices == 0, key,
            f"{size} is not divisible by the {num_devices} devices; use a multiple of {num_devices}")
 
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, evaluate, input_pipeline, reporting
+from adejax import config_lib, evaluate, families, input_pipeline, reporting
 from adejax.evaluation import marginal_kl
 
 
@@ -44,9 +44,10 @@ def estimate_run(config, workdir: str, seed: int = 0, **overrides) -> dict:
   if unknown:
     raise config_lib.ConfigError(f"unknown marginal-KL settings {unknown}; valid: {sorted(settings)}")
   settings.update({k: v for k, v in overrides.items() if v is not None})
-  if config.model.family == "glow":
-    raise config_lib.ConfigError(f"{workdir} is a standalone Glow: a flow has no encoder q(z | x), so "
-                                 "there is no marginal KL to estimate; use a run with a latent variable")
+  if not families.family_class(config).has_latent_posterior(config):
+    raise config_lib.ConfigError(
+        f"{workdir} is a {families.family_class(config).results_mode(config)} run: its model has no encoder "
+        "q(z | x), so there is no marginal KL to estimate; use a run with a latent variable")
   trainer, state, _ = evaluate.restore_trainer(config, workdir)
   limit = settings["num_posteriors"] or None  # 0: the whole training split (papers/004 appendix A.2)
   data = input_pipeline.load_split(config.data, config.data.train_split, limit=limit)

@@ -16,7 +16,7 @@ import os
 import jax
 import ml_collections
 
-from adejax import config_lib, input_pipeline, reporting
+from adejax import config_lib, families, input_pipeline, reporting
 
 SCALES = ("full", "small", "tiny")
 
@@ -32,8 +32,6 @@ class Member:
 
 def generator_param_count(config) -> int:
   """Generator (VAE + f_psi + sigma) parameters, computed from shapes only."""
-  from adejax import families
-
   shape = (config.data.image_size, config.data.image_size, input_pipeline.channels(config.data.dataset))
   model = families.make(config, shape).model
   y = jax.ShapeDtypeStruct((1,) + shape, "float32")
@@ -53,12 +51,6 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   full_steps = c.train.num_steps
   c.data.dataset, c.data.idx_dir, c.data.image_size, c.data.resize = "fashion_mnist_idx", "", 28, "pad"
   c.data.stream, c.data.train_split, c.data.eval_split = False, "train", "test"
-  if config_lib.MODES[c.mode][0] and 28 % 2 ** (c.model.flow_scales - 1):
-    c.data.image_size = 32  # f_psi's scales need it (Table 9's 4 scales); padded pixels count in bits/dim
-  if not (c.model.family == "hybrid" and c.hybrid.arch == "paper"):  # papers/004's 28x28 nets are small
-    c.model.width *= 0.25
-    c.model.disc_width *= 0.25
-  c.model.flow_width = 16
   c.train.batch_size, c.train.num_steps = 64, 600
   c.train.log_every, c.train.image_every = 50, 300
   c.eval.every, c.eval.num_examples, c.eval.num_fid_samples = 600, 2000, 2000
@@ -67,22 +59,7 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   m.num_posteriors, m.num_samples, m.monte_carlo_samples = 10_000, 10_000, 2000
   m.classifier_layers, m.classifier_hidden, m.classifier_lr, m.classifier_steps = 2, 256, 1e-3, 2000
   m.maf_hidden, m.maf_lr, m.maf_steps = 256, 1e-3, 2000
-  if c.loss.adv_start_step:
-    c.loss.adv_start_step = c.train.num_steps // 2
-  if config_lib.MODES[c.mode][0]:  # f_psi joins after a VAE phase (configs/default.py's schedule)
-    c.loss.flow_start_step = c.train.num_steps // 2
-  if c.model.family == "glow_vae":  # the same structure, narrow; each phase keeps its share of steps
-    g = c.glow_vae
-    g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 16, 32
-    g.prior_layers, g.prior_width, g.glow_depth, g.glow_width = 4, 256, 8, 32
-    g.phase1_steps = int(round(g.phase1_steps * c.train.num_steps / full_steps))
-    g.stage2_steps = int(round(g.stage2_steps * c.train.num_steps / full_steps))
-    c.optim.lr, c.optim.lr_halve_every = 1e-3, 0
-  if c.model.family == "glow":  # 2 levels (28 -> 14 -> 7), as narrow as the glow_vae's Glow layer
-    c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 8, 32
-    c.optim.lr_halve_every, c.optim.warmup_steps = 0, 100
-  if c.model.family == "hybrid":  # papers/004's own 28x28 networks (or papers/002's at width 1/4); smaller dense layers
-    c.hybrid.code_width, c.hybrid.joint_head_width = 256, 128
+  families.family_class(c).shrink_small(c, full_steps)  # the networks (their widths, f_psi, phases)
   if scale == "tiny":
     config_lib.make_tiny(c, num_steps=2)
     c.data.image_size, c.data.resize = 16, "resize"

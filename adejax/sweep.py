@@ -3,7 +3,8 @@
 An experiment file defines `get_experiment(scale) -> list[Member]`: one named config per row of a
 paper table, with the paper's numbers for that row. Each member trains (or resumes) in DIR/<name>,
 is evaluated, and leaves DIR/<name>/done.json; finished members are skipped on the next call.
-The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's numbers beside ours.
+The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's numbers beside ours
+(`adejax.results`).
 
   --scale=full    the paper's settings (GPUs / TPUs)
   --scale=small   the same structure at a budget a 2-core CPU runs (offline Fashion-MNIST)
@@ -14,7 +15,6 @@ The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import sys
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, families, reporting
+from adejax import config_lib, reporting, results
 from adejax.experiment import SCALES, Member, generator_param_count, load_experiment
 
 # ----------------------------------------------------------------------------- running and collecting
@@ -152,171 +152,6 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
   return failed
 
 
-def collect(members: list[Member], workdir: str) -> list[dict]:
-  rows = []
-  for m in members:
-    path = os.path.join(workdir, m.name, "done.json")
-    ours = json.load(open(path)) if os.path.exists(path) else {}
-    family = families.family_class(m.config)
-    if m.bpd_from or not family.has_likelihood(m.config):  # e.g. a GAN's own ELBO (untrained encoder)
-      ours = {k: v for k, v in ours.items() if k not in ("bpd_elbo", "bpd_iwae")}
-      other = os.path.join(workdir, m.bpd_from, "done.json")
-      if m.bpd_from and os.path.exists(other):  # the bound of its BPD-for-a-GAN run
-        ours.update({k: v for k, v in json.load(open(other)).items() if k in ("bpd_elbo", "bpd_iwae")})
-    mode = family.results_mode(m.config)
-    rows.append({"member": m.name, "mode": mode, **({"group": m.group} if m.group else {}), **ours,
-                 **{f"paper_{k}": v for k, v in m.paper.items()}})
-  write_results(rows, os.path.join(workdir, "results"))
-  return rows
-
-
-RESULT_KEYS = ["member", "mode", "source", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
-               "wasserstein_critic", "nonfinite_sample_fraction",
-               "modes", "modes_kl", "modes_real", "modes_kl_real", "mode_classifier_accuracy",
-               "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
-               "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
-
-
-def write_results(rows: list[dict], stem: str) -> str:
-  """stem.csv (every row, for `load_results`) and stem.md (the table, with a mean ± std summary per
-  seed group); returns the table's text."""
-  keys = [k for k in RESULT_KEYS if any(k in r for r in rows)]
-  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-  with open(stem + ".csv", "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=["group"] * any("group" in r for r in rows) + keys,
-                       extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-  text = markdown_table(rows, keys)
-  summary = group_summary(rows, keys)
-  if summary:
-    text = ("Mean ± standard deviation over each group's members (seeds):\n\n"
-            + markdown_table(summary, ["group", "runs"] + keys[2:]) + "\nEach run:\n\n" + text)
-  with open(stem + ".md", "w") as f:
-    f.write(text)
-  return text
-
-
-def combine(paths: list[str]) -> list[dict]:
-  """The rows of several sweeps' results (workdirs or CSVs, e.g. docs/results/*.csv) in one list, each
-  row's `source` the file (or workdir) it came from: one table and one plot across experiments."""
-  rows = []
-  for path in paths:
-    source = os.path.basename(os.path.normpath(path))
-    source = source[:-4] if source.endswith(".csv") else source
-    rows += [{**r, "source": source} for r in load_results(path)]
-  return rows
-
-
-def load_results(path: str) -> list[dict]:
-  """The rows of a sweep's results.csv (a sweep workdir, or the CSV itself, e.g. one in docs/results),
-  numbers as floats: what `collect` wrote, for tables and plots in notebooks."""
-  if os.path.isdir(path):
-    path = os.path.join(path, "results.csv")
-  if not os.path.exists(path):
-    raise config_lib.ConfigError(f"No results at {path}: run the sweep (or --collect_only) first.")
-
-  def value(v: str):
-    for kind in (int, float):
-      try:
-        return kind(v)
-      except ValueError:
-        pass
-    return v
-
-  with open(path, newline="") as f:
-    return [{k: value(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-
-
-def _fmt(v) -> str:
-  return f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
-
-
-def markdown_table(rows: list[dict], keys: list[str]) -> str:
-  lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-  lines += ["| " + " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
-  return "\n".join(lines) + "\n"
-
-
-def group_summary(rows: list[dict], keys: list[str]) -> list[dict]:
-  """One row per group: "mean ± std" of each numeric metric over the group's finished members."""
-  groups: dict[str, list[dict]] = {}
-  for r in rows:
-    if r.get("group") and "step" in r:
-      groups.setdefault(r["group"], []).append(r)
-  out = []
-  for name, members in groups.items():
-    row = {"group": name, "runs": len(members)}
-    for k in keys:
-      values = [r[k] for r in members if isinstance(r.get(k), (int, float))]
-      if values and not k.startswith("paper_") and k != "step":
-        row[k] = f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else _fmt(values[0])
-      elif values:
-        row[k] = values[0]
-    out.append(row)
-  return out
-
-
-DISCUSSION_MARKER = "<!-- discussion: kept when the report is regenerated -->"
-
-
-def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid_domain") -> str:
-  """Coverage (bits/dim) against quality (FID), one labelled point per member; with a second panel
-  against modes covered when the runs were evaluated on a stacked dataset. Members that are a paper's
-  model (with paper numbers) are drawn as stars; members without a likelihood (no bits/dim: the GANs
-  and hybrids of papers/004) stand in a strip right of the others, marked "no likelihood"."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  panels = [(y, f"{y} (lower = better quality)")]
-  if any("modes" in r for r in rows):
-    panels.append(("modes", "modes covered of 1000 (higher = better coverage)"))
-  xs = [r[x] for r in rows if isinstance(r.get(x), (int, float))]
-  strip = (max(xs) + 0.15 * (max(xs) - min(xs) + 1.0)) if xs else 0.0
-  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
-  for ax, (key, label) in zip(axes[0], panels):
-    unplaced = sorted((r for r in rows if key in r and x not in r), key=lambda r: r[key])
-    for r in rows:
-      if key in r and x in r:
-        paper = any(k.startswith("paper_") for k in r)
-        ax.scatter(r[x], r[key], marker="*" if paper else "o", s=120 if paper else 30)
-        ax.annotate(r["member"], (r[x], r[key]), textcoords="offset points", xytext=(5, 5), fontsize=7)
-    for i, r in enumerate(unplaced):  # labels alternate sides so that close values stay readable
-      side = 1 if i % 2 == 0 else -1
-      ax.scatter(strip, r[key], s=30, c="tab:gray")
-      ax.annotate(r["member"], (strip, r[key]), textcoords="offset points", xytext=(5 * side, 0),
-                  ha="left" if side > 0 else "right", va="center", fontsize=7)
-    if unplaced:
-      ax.axvline((max(xs) + strip) / 2 if xs else strip, ls=":", c="gray")
-      ax.annotate("no likelihood", (strip, 1.0), xycoords=("data", "axes fraction"), ha="center",
-                  va="top", fontsize=7, color="gray")
-    ax.set(xlabel=f"{x} (held-out, upper bound; lower = better coverage)", ylabel=label,
-           title="coverage vs quality" if key == y else "likelihood vs modes")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
-
-
-def write_report(rows: list[dict], stem: str, command: str) -> str:
-  """stem.md (command, results table), stem.csv (the rows, for `load_results` and notebooks) and
-  stem.png (scatter); text below the discussion marker of an existing stem.md is kept."""
-  discussion = ""
-  if os.path.exists(stem + ".md"):
-    text = open(stem + ".md").read()
-    if DISCUSSION_MARKER in text:
-      discussion = text.split(DISCUSSION_MARKER, 1)[1]
-  table = write_results(rows, stem)
-  plot = scatter_plot(rows, stem + ".png")
-  body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
-          f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")
-  with open(stem + ".md", "w") as f:
-    f.write(body)
-  return stem + ".md"
-
-
 FLAGS = flags.FLAGS
 
 
@@ -342,7 +177,7 @@ def main(argv):
     if FLAGS.combine:
       if not FLAGS.report:
         raise config_lib.ConfigError("--combine writes a report: give --report=STEM (e.g. docs/results/all_small)")
-      print("Wrote", write_report(combine(FLAGS.combine), FLAGS.report, command))
+      print("Wrote", results.write_report(results.combine(FLAGS.combine), FLAGS.report, command))
       return
     if not FLAGS.experiment or not FLAGS.workdir:
       raise config_lib.ConfigError("--experiment and --workdir are required (or --combine with --report)")
@@ -367,11 +202,11 @@ def main(argv):
       else:
         for m in chosen:
           run_member(m, os.path.join(FLAGS.workdir, m.name))
-    rows = collect(members, FLAGS.workdir)
+    rows = results.collect(members, FLAGS.workdir)
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
     if FLAGS.report:
       # the command that regenerates everything (a --collect_only call only gathers finished runs)
-      print("Wrote", write_report(rows, FLAGS.report, command))
+      print("Wrote", results.write_report(rows, FLAGS.report, command))
     if failed:
       raise config_lib.ConfigError(f"members failed: {', '.join(failed)} (their logs are in "
                                    f"{os.path.join(FLAGS.workdir, 'logs')}); run again to retry them")

@@ -12,9 +12,12 @@ generator so that their total parameter count matches the VAE's (the paper's "-1
 compared under one evaluation (its paper numbers are its own CIFAR-10 Table 2). The GAN has no
 inference network of its own, so its row's bits/dim comes from `gan_bpd` (configs/cifar_vae.py:gan_bpd:
 the GAN's generator frozen, an encoder and sigma trained around it; the paper's approximate [7.0]).
+The rows `flow-gan-h` and `flow-gan-a` are Table 3's invertible hybrids, Flow-GAN with and without its
+likelihood term (configs/cifar_flow_gan.py, on papers/003's Glow; their paper numbers from Grover et al.).
 """
-from adejax import config_lib, experiment
-from configs import cifar_avade, cifar_avgde, cifar_gan, cifar_glow_vae, cifar_vade, cifar_vae
+from adejax import experiment
+from adejax.families.ade import MODES
+from configs import cifar_avade, cifar_avgde, cifar_flow_gan, cifar_gan, cifar_glow_vae, cifar_vade, cifar_vae
 from configs.papers import p002
 
 CONFIGS = {"gan": cifar_gan, "vae": cifar_vae, "v-ade": cifar_vade, "av-gde": cifar_avgde,
@@ -26,7 +29,7 @@ def get_experiment(scale: str):
   target = experiment.generator_param_count(configs["vae"])
   members = []
   for mode, config in configs.items():
-    if config_lib.MODES[mode][0]:  # f_psi present: compensate its parameters
+    if MODES[mode][0]:  # f_psi present: compensate its parameters
       config.model.width = p002.match_width(config, target, lo=0.5 * config.model.width,
                                              hi=config.model.width)
     members.append(experiment.Member(mode, config, CONFIGS[mode].PAPER[""],
@@ -35,5 +38,9 @@ def get_experiment(scale: str):
       members.append(experiment.Member("gan_bpd", cifar_vae.around_gan(config, scale), cifar_vae.PAPER["gan_bpd"]))
   glow = experiment.apply_scale(cifar_glow_vae.get_config(), scale)
   members.append(experiment.Member("glow-vae", glow, cifar_glow_vae.PAPER[""]))
+  for variant in ("", "a"):
+    members.append(experiment.Member(f"flow-gan-{variant or 'h'}",
+                                     experiment.apply_scale(cifar_flow_gan.get_config(variant), scale),
+                                     cifar_flow_gan.PAPER[variant]))
   return members
 

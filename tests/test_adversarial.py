@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from adejax import config_lib, input_pipeline, losses, train
+from adejax.families import base
+from adejax.families.ade import MODES, generator_kind
 from adejax.models import ade, discriminators
 from configs import default
 from test_train import SHAPE, images, tiny
@@ -87,9 +89,9 @@ def test_gradient_penalty_forms_on_a_linear_discriminator(form):
 def test_discriminator_optimiser_follows_the_generator_unless_set():
   c = tiny("av-ade")
   c.optim.lr = 1e-4
-  assert config_lib.discriminator_optim(c.optim) == (1e-4, c.optim.b1, c.optim.b2)
+  assert base.discriminator_optim(c.optim) == (1e-4, c.optim.b1, c.optim.b2)
   c.optim.disc_lr, c.optim.disc_b1 = 3e-4, 0.0
-  assert config_lib.discriminator_optim(c.optim) == (3e-4, 0.0, c.optim.b2)
+  assert base.discriminator_optim(c.optim) == (3e-4, 0.0, c.optim.b2)
   c.optim.disc_b2 = 1.5
   with pytest.raises(config_lib.ConfigError, match="optim.disc_b2"):
     config_lib.validate(c)
@@ -100,7 +102,7 @@ def test_gradient_norm_instruments(mode):
   trainer = train.Trainer(tiny(mode), SHAPE, devices=jax.devices()[:1])
   state, metrics = trainer.step(trainer.init_state(0), trainer.global_batch(images()))
   norms = jax.device_get(trainer.gradient_norms(state, trainer.global_batch(images(seed=1))))
-  _, adversarial, mle = config_lib.MODES[mode]
+  _, adversarial, mle = MODES[mode]
   assert ("grad_norm_coverage" in norms) == mle and ("grad_norm_adversarial" in norms) == adversarial
   assert all(np.isfinite(v) and v > 0 for v in norms.values()), norms
   metrics = jax.device_get(metrics)
@@ -113,7 +115,7 @@ def test_gradient_norm_instruments(mode):
 
 def test_gan_generator_is_the_sngan_generator_from_one_latent_vector():
   c = tiny("gan")
-  assert config_lib.generator_kind(c) == "vector"
+  assert generator_kind(c) == "vector"
   trainer = train.Trainer(c, SHAPE, devices=jax.devices()[:1])
   params = trainer.init_state(0).params["vae"]
   assert not any(k.startswith("stochastic_") for k in params)  # no top-down latent levels
@@ -125,7 +127,7 @@ def test_gan_generator_is_the_sngan_generator_from_one_latent_vector():
   moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), new.batch_stats, trainer.init_state(0).batch_stats)
   assert max(jax.tree.leaves(moved)) > 0  # a training step updates the running averages
   # the likelihood models keep the hierarchical generator
-  assert config_lib.generator_kind(tiny("av-ade")) == "hierarchical"
+  assert generator_kind(tiny("av-ade")) == "hierarchical"
 
 
 def _changed(a, b) -> bool:

@@ -3,31 +3,21 @@ names are checked; one tiny training step of each distinct family and mode runs.
 import copy
 import glob
 import importlib
+import json
 import os
+import sys
 
-import jax
 import numpy as np
 import pytest
 
-from adejax import config_lib, train
+from adejax import config_lib, input_pipeline, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py")))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import config_digest  # noqa: E402  (tools/: every config row, and the digest of them all)
 
-
-def variants(name):
-  """The variants a config file documents: its paper rows (PAPER keys), or just the default."""
-  return list(getattr(importlib.import_module(f"configs.{name}"), "PAPER", {"": None}))
-
-
-def load(name, variant):
-  c = importlib.import_module(f"configs.{name}").get_config(variant)
-  if c.train.freeze:  # the "BPD for a GAN" row needs the GAN run's workdir from the command line
-    c.train.init_checkpoint = "/path/to/gan_run"
-  return c
-
-
-ALL = [(name, v) for name in FILES for v in variants(name)]
+load = config_digest.load
+ALL = config_digest.rows()
 
 
 def test_every_paper_row_has_a_config():
@@ -95,19 +85,21 @@ def test_a_frozen_decoder_needs_the_run_it_comes_from():
 
 
 @pytest.mark.slow
-def test_one_tiny_step_of_each_distinct_family_and_mode():
-  seen = {}
-  for name, variant in sorted(ALL, key=lambda row: (row[1] != "", row)):  # the plainest row of each
-    c = load(name, ",".join(filter(None, [variant, "tiny"])))
-    # (every hybrid model's step: tests/test_hybrids.py)
-    key = (c.model.family,) + {"ade": (c.mode,), "glow_vae": (c.glow_vae.prior, c.glow_vae.decoder)}.get(
-        c.model.family, ())
-    seen.setdefault(key, (f"{name}:{variant}", c))
-  assert len(seen) >= 10, sorted(seen)  # 5 papers/002 modes, papers/003's 3 rows and its Glow
-  # baseline, papers/004's hybrids
+def test_three_tiny_steps_of_each_distinct_family_and_mode_train_what_they_trained_before():
+  """The plainest row of each distinct family and mode (and papers/003's priors and decoders) trained 3
+  steps from its :tiny config: the parameters (at initialisation, and how far 3 steps moved them) equal
+  those in tests/data/params_digest.json, written by `tools/config_digest.py --params` on the code before
+  the families took over their config sections (issue 31): behaviour did not change. (Every hybrid
+  model's step: tests/test_hybrids.py.)"""
+  with open(os.path.join(ROOT, "tests", "data", "params_digest.json")) as f:
+    committed = json.load(f)["params"]
+  seen = {key: (f"{name}:{variant}:tiny", load(name, ",".join(filter(None, [variant, "tiny"]))))
+          for key, (name, variant) in config_digest.distinct_rows().items()}
+  assert len(seen) >= 11, sorted(seen)  # 5 papers/002 modes, papers/003's 3 rows and its Glow
+  # baseline, papers/004's hybrids, Flow-GAN
   for key, (row, c) in sorted(seen.items()):
     print(key, "from", row)
-    shape = (c.data.image_size, c.data.image_size, 3)
+    shape = (c.data.image_size, c.data.image_size, input_pipeline.channels(c.data.dataset))
     # Built without the sections (and the seed) that train.LOOP_ONLY_FIELDS leaves out of the
     # compiled-function key: a family, model or step that read one would fail here instead of silently
     # sharing compiled functions between configs that differ in it.
@@ -115,12 +107,54 @@ def test_one_tiny_step_of_each_distinct_family_and_mode():
     with c.unlocked():
       for section in [f for f in train.LOOP_ONLY_FIELDS if "." not in f]:
         del c[section]
-    trainer = train.Trainer(c, shape, devices=jax.devices()[:1])
-    batch = np.random.default_rng(0).integers(0, 256, (c.train.batch_size,) + shape, np.uint8)
-    labels = trainer.global_batch(np.arange(c.train.batch_size, dtype=np.int32) % 10) if c.model.num_classes else None
-    state, metrics = trainer.step(trainer.init_state(0), trainer.global_batch(batch), labels)
-    assert int(state.step) == 1, row
-    assert np.isfinite(float(metrics["generator_loss"])), (row, metrics)
+    digest = config_digest.train_digest(c, shape)
+    for tree, (init, moved) in committed[row].items():
+      np.testing.assert_allclose(digest[tree], [init, moved], rtol=1e-5, err_msg=f"{row} {tree}")
+      assert moved > 0 or tree == "disc_params", (row, tree)  # 3 steps moved the generator
+
+
+def test_every_config_is_what_the_committed_digest_says():
+  """Every config file's every row, full and :tiny, field by field against tests/data/config_digest.json
+  (base_config, then each row's differences from it): a refactoring leaves configs as they were, and a
+  deliberate change of a default or a config shows here, row by row. After a deliberate change:
+  `python tools/config_digest.py --out=tests/data/config_digest.json` and commit the diff with it."""
+  tool = config_digest
+  with open(os.path.join(ROOT, "tests", "data", "config_digest.json")) as f:
+    committed = json.load(f)
+  now = json.loads(json.dumps(tool.config_digest()))  # (tuples as lists, as in the file)
+  assert len(now["rows"]) == 2 * len(ALL)
+  diffs = tool.compare(committed, now)
+  assert not diffs, "configs changed (committed -> now):\n" + "\n".join(diffs[:40])
+
+
+def test_no_family_is_named_outside_the_families_package():
+  """Families own everything about themselves: no code of adejax/ outside adejax/families/ holds a
+  family's name as a string (a branch like `config.model.family == "glow"`) or reads a family's own
+  config section (`config.hybrid...`). Read with ast, docstrings and comments excepted."""
+  import ast
+
+  from adejax import families
+
+  names = set(families.REGISTRY)
+  sections = {f.config_section()[0] for f in families.family_classes() if f.config_section()}
+  assert {"glow_vae", "glow", "hybrid"} <= names | sections
+  offenders = []
+  for path in sorted(glob.glob(os.path.join(ROOT, "adejax", "**", "*.py"), recursive=True)):
+    if os.sep + "families" + os.sep in path:
+      continue
+    tree = ast.parse(open(path).read())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+      if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+          and (node.value in names or any(f"'{n}'" in node.value or f'"{n}"' in node.value for n in names))):
+        offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} {node.value[:60]!r}")
+      if (isinstance(node, ast.Attribute) and node.attr in sections
+          and not (isinstance(node.value, ast.Name) and node.value.id == "self")):  # (a module's submodule)
+        offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} .{node.attr}")
+  assert not offenders, offenders
 
 
 def test_configs_and_experiments_never_import_the_sweep_runner():

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adejax import config_lib, experiment, sweep, train
+from adejax import config_lib, experiment, results, sweep, train
 from configs import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,7 +73,7 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
   gan.mode = "gan"
   members.append(experiment.Member("gan", gan))
   sweep.reporting.write_json(os.path.join(root, "gan", "done.json"), {"bpd_elbo": 1e5, "fid_domain": 9.0})
-  rows = sweep.collect(members, root)
+  rows = results.collect(members, root)
   assert [r["member"] for r in rows] == ["av-ade", "vae", "from_vae", "gan"]
   assert rows[2]["bpd_elbo"] == 9.5  # a GAN row takes its bits/dim from its gan_bpd member
   assert "bpd_elbo" not in rows[3] and rows[3]["fid_domain"] == 9.0  # and never its own ELBO
@@ -185,14 +185,14 @@ def test_report_keeps_the_discussion(tmp_path):
   rows = [{"member": "vae", "bpd_elbo": 4.0, "fid_domain": 30.0},
           {"member": "av-ade", "bpd_elbo": 4.2, "fid_domain": 10.0, "paper_fid": 28.0}]
   stem = os.path.join(root, "docs", "ablation_small")
-  sweep.write_report(rows, stem, "python -m adejax.sweep ...")
+  results.write_report(rows, stem, "python -m adejax.sweep ...")
   with open(stem + ".md", "a") as f:
     f.write("\nOur reading of the numbers.\n")
-  sweep.write_report(rows, stem, "python -m adejax.sweep ...")
+  results.write_report(rows, stem, "python -m adejax.sweep ...")
   text = open(stem + ".md").read()
   assert text.count("Our reading of the numbers.") == 1 and "| vae | 4.000 |" in text
   assert os.path.getsize(stem + ".png") > 1000
-  assert sweep.load_results(stem + ".csv") == rows == sweep.load_results(root)  # for notebooks
+  assert results.load_results(stem + ".csv") == rows == results.load_results(root)  # for notebooks
 
 
 def test_reports_of_several_sweeps_combine_into_one_table_and_plot(tmp_path):
@@ -203,16 +203,16 @@ def test_reports_of_several_sweeps_combine_into_one_table_and_plot(tmp_path):
     f.write("member,mode,bpd_elbo,fid_domain\nav-ade,av-ade,5.3,250.8\n")
   with open(os.path.join(root, "hybrids_small.csv"), "w") as f:
     f.write("member,mode,bpd_elbo,fid_domain,wasserstein_critic\naae,hybrid/aae,,159.0,9.9\n")
-  rows = sweep.combine([os.path.join(root, "ablation_small.csv"), os.path.join(root, "hybrids_small.csv")])
+  rows = results.combine([os.path.join(root, "ablation_small.csv"), os.path.join(root, "hybrids_small.csv")])
   assert rows == [{"member": "av-ade", "mode": "av-ade", "bpd_elbo": 5.3, "fid_domain": 250.8,
                    "source": "ablation_small"},
                   {"member": "aae", "mode": "hybrid/aae", "fid_domain": 159.0, "wasserstein_critic": 9.9,
                    "source": "hybrids_small"}]
   stem = os.path.join(root, "all_small")
-  text = open(sweep.write_report(rows, stem, "python -m adejax.sweep --combine=...")).read()
+  text = open(results.write_report(rows, stem, "python -m adejax.sweep --combine=...")).read()
   assert "| av-ade | av-ade | ablation_small | 5.300 | 250.800 |  |" in text
   assert "| aae | hybrid/aae | hybrids_small |  | 159.000 | 9.900 |" in text
-  assert sweep.load_results(stem + ".csv") == rows
+  assert results.load_results(stem + ".csv") == rows
   assert os.path.getsize(stem + ".png") > 1000
 
 
@@ -223,14 +223,14 @@ def test_seed_groups_are_summarised_as_mean_and_std(tmp_path):
   for i, (modes, kl) in enumerate(((10, 2.0), (20, 1.0))):
     sweep.reporting.write_json(os.path.join(root, f"vae_s{i}", "done.json"),
                                {"modes": modes, "modes_kl": kl, "step": 4, "bpd_elbo": 5.0})
-  rows = sweep.collect(members, root)  # gan_s0 has not run: no summary row of numbers for it
+  rows = results.collect(members, root)  # gan_s0 has not run: no summary row of numbers for it
   assert [r["group"] for r in rows] == ["vae", "vae", "gan"]
-  (summary,) = sweep.group_summary(rows, ["modes", "modes_kl", "bpd_elbo", "paper_modes"])
+  (summary,) = results.group_summary(rows, ["modes", "modes_kl", "bpd_elbo", "paper_modes"])
   assert summary == {"group": "vae", "runs": 2, "modes": "15.000 ± 5.000", "modes_kl": "1.500 ± 0.500",
                      "bpd_elbo": "5.000 ± 0.000"}
   text = open(os.path.join(root, "results.md")).read()
   assert "| vae | 2 |" in text and "15.000 ± 5.000" in text and "| vae_s1 |" in text
-  sweep.scatter_plot(rows, os.path.join(root, "plot.png"))
+  results.scatter_plot(rows, os.path.join(root, "plot.png"))
   assert os.path.getsize(os.path.join(root, "plot.png")) > 1000
 
 
@@ -279,7 +279,7 @@ def test_each_family_says_which_configs_have_a_likelihood_and_names_their_mode()
   """The results tables' bits/dim only for models whose bound is on -log p of the 8-bit data, and their
   mode column, asked of each config's family (a table written out by hand, per papers/002 and 004)."""
   from adejax import families
-  from configs import cifar_gan, cifar_hybrids, fmnist_glow, fmnist_glow_vae
+  from configs import cifar_flow_gan, cifar_gan, cifar_hybrids, fmnist_glow, fmnist_glow_vae
 
   expected = {
       "default": (default.get_config(""), True, "av-ade"),
@@ -289,6 +289,8 @@ def test_each_family_says_which_configs_have_a_likelihood_and_names_their_mode()
       "aae": (cifar_hybrids.get_config("aae"), False, "hybrid/aae"),
       "glow_vae": (fmnist_glow_vae.get_config(""), True, "glow_vae"),
       "glow": (fmnist_glow.get_config(""), True, "glow"),
+      "flow-gan h": (cifar_flow_gan.get_config(""), True, "flow_gan/h"),
+      "flow-gan a": (cifar_flow_gan.get_config("a"), True, "flow_gan/a"),  # an exact likelihood still
   }
   for name, (config, likelihood, mode) in expected.items():
     family = families.family_class(config)

@@ -197,7 +197,7 @@ def test_cifar_config_tiny_trains_through_tfds_mock_data(tmp_path, monkeypatch):
 
 
 def test_class_conditional_run_reports_gan_test_and_gan_train(tmp_path, idx_dir):
-  from adejax import sweep
+  from adejax import results, sweep
 
   members = experiment.load_experiment(os.path.join(ROOT, "experiments", "conditional.py"), "tiny")
   (member,) = [m for m in members if m.name == "av-ade_cond"]
@@ -209,7 +209,7 @@ def test_class_conditional_run_reports_gan_test_and_gan_train(tmp_path, idx_dir)
   assert 0.0 <= metrics["gan_test_domain"] <= 1.0 and 0.0 <= metrics["gan_train_domain"] <= 1.0
   for name in ("samples_t1.0.png", "reconstructions.png", "interpolations.png"):
     assert os.path.exists(os.path.join(workdir, "eval", name))
-  rows = sweep.collect([member], str(tmp_path))
+  rows = results.collect([member], str(tmp_path))
   assert member.paper and "gan_train_domain" in rows[0]
   for key, value in member.paper.items():  # the paper's numbers beside the measured ones
     assert rows[0][f"paper_{key}"] == value, key

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from adejax import config_lib, input_pipeline, losses, train
+from adejax.families.ade import MODES
 from configs import default
 
 SHAPE = (16, 16, 1)
@@ -38,12 +39,12 @@ def tree_max_diff(a, b):
   return max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("mode", sorted(config_lib.MODES))
+@pytest.mark.parametrize("mode", sorted(MODES))
 def test_one_step_of_every_mode(mode):
   trainer = train.Trainer(tiny(mode), SHAPE, devices=jax.devices()[:1])
   init = trainer.init_state(0)
   state, (metrics,) = run_steps(trainer, 1)
-  uses_flow, adversarial, mle = config_lib.MODES[mode]
+  uses_flow, adversarial, mle = MODES[mode]
   assert ("flow" in state.params) == uses_flow
   assert all(np.isfinite(v) for v in jax.tree.leaves(metrics))
   assert ("coverage_loss" in metrics) == mle and ("quality_loss" in metrics) == adversarial

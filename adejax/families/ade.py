@@ -4,6 +4,9 @@ Modules: `models.ade.ADEModel` (preprocessing -> optional f_psi -> VAE; the GAN'
 generator) and an image discriminator. Parameter groups: "generator" (the whole model: VAE, f_psi and
 sigma; with train.freeze="decoder" only the inference network and sigma move) and "disc". Schedule:
 Algorithm 1 of papers/002 appendix H, `train_step` below.
+
+Its settings are the shared `mode`, `model` and `loss` fields of `config_lib.base_config` (the first
+family; other families read a few of them, e.g. `model.width`), validated and shrunk here.
 """
 from __future__ import annotations
 
@@ -14,9 +17,24 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from adejax import config_lib, losses
+from adejax import losses
 from adejax.families import base
+from adejax.families.base import check
 from adejax.models import ade, discriminators, vae
+
+MODES = {
+    # name: (f_psi, adversarial, maximum likelihood) -- papers/002 Table 1
+    "gan": (False, True, False),
+    "vae": (False, False, True),
+    "v-ade": (True, False, True),
+    "av-gde": (False, True, True),
+    "av-ade": (True, True, True),
+}
+
+
+def generator_kind(c: ml_collections.ConfigDict) -> str:
+  """The generator a config builds: model.generator, or by default the paper's for its mode."""
+  return c.model.generator or ("vector" if c.mode == "gan" else "hierarchical")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +54,10 @@ class StepConfig:
 
   @classmethod
   def from_config(cls, c: ml_collections.ConfigDict) -> "StepConfig":
-    _, adversarial, mle = config_lib.MODES[c.mode]
+    _, adversarial, mle = MODES[c.mode]
     return cls(mle, adversarial, float(c.loss.adv_weight), int(c.loss.adv_start_step),
                int(c.loss.kl_warmup_steps),
-               float(c.loss.free_bits) if config_lib.generator_kind(c) == "hierarchical" else 0.0,
+               float(c.loss.free_bits) if generator_kind(c) == "hierarchical" else 0.0,
                int(c.loss.flow_start_step), float(c.loss.gp_weight), str(c.loss.gp_form),
                int(c.train.disc_steps), bool(c.model.sample_noise))
 
@@ -49,11 +67,11 @@ def build_models(c: ml_collections.ConfigDict, image_shape):
   m = c.model
   model = ade.ADEModel(
       tuple(image_shape), preprocess=m.preprocess, logit_alpha=m.logit_alpha,
-      use_flow=config_lib.MODES[c.mode][0], flow_scales=m.flow_scales,
+      use_flow=MODES[c.mode][0], flow_scales=m.flow_scales,
       flow_couplings=m.flow_couplings, flow_blocks=m.flow_blocks, flow_width=m.flow_width, arch=m.arch,
       width=m.width, latent_channels=m.latent_channels, latent_levels=m.latent_levels, iaf=m.iaf,
       log_sigma_init=m.log_sigma_init, num_classes=m.num_classes,
-      generator=config_lib.generator_kind(c), latent_dim=m.latent_dim,
+      generator=generator_kind(c), latent_dim=m.latent_dim,
       frozen_decoder=c.train.freeze == "decoder", remat=bool(c.train.remat),
       global_latent=int(m.global_latent_dim))
   return model, discriminators.Discriminator(m.disc_arch, m.disc_width, m.num_classes)
@@ -90,8 +108,67 @@ class ADEFamily(base.Family):
     o = config.optim
     self.groups = {
         "generator": base.Group("params", generator_optimizer(o, config.train.freeze)),
-        "disc": base.Group("disc_params", base.make_optimizer(o, *config_lib.discriminator_optim(o))),
+        "disc": base.Group("disc_params", base.make_optimizer(o, *base.discriminator_optim(o))),
     }
+
+  modes = tuple(MODES)
+  supports = frozenset({"remat", "freeze"})
+
+  @staticmethod
+  def validate(c) -> None:
+    m, d, t = c.model, c.data, c.train
+    check(c.mode in MODES, "mode", f"{c.mode!r} is not one of {sorted(MODES)}")
+    check(m.arch in vae.ARCHITECTURES, "model.arch", f"{m.arch!r} is not one of {sorted(vae.ARCHITECTURES)}")
+    check(m.disc_arch in discriminators.DISCRIMINATORS, "model.disc_arch",
+          f"{m.disc_arch!r} is not one of {list(discriminators.DISCRIMINATORS)}")
+    try:
+      sizes, _ = vae.architecture(m.arch, (d.image_size, d.image_size, 1))
+    except ValueError as e:
+      raise base.ConfigError(f"config.data.image_size: {e}") from None
+    check(m.generator in ("", "hierarchical", "vector"), "model.generator",
+          "must be '' (the mode's default), 'hierarchical' or 'vector'")
+    check(m.latent_dim >= 1, "model.latent_dim", "must be positive")
+    check(m.global_latent_dim >= 0, "model.global_latent_dim", "must be >= 0 (0 = no global latent)")
+    check(0 <= m.latent_levels <= len(sizes), "model.latent_levels",
+          f"must be in 0..{len(sizes)} for {d.image_size}px images")
+    check(1 <= m.flow_scales <= 6, "model.flow_scales", "must be in 1..6")
+    factor = 2 ** (m.flow_scales - 1)
+    check(not MODES[c.mode][0] or d.image_size % factor == 0, "model.flow_scales",
+          f"{m.flow_scales} scales need an image size divisible by {factor}, got {d.image_size}")
+    check(m.flow_couplings >= 1 and m.flow_blocks >= 0 and m.flow_width >= 1, "model.flow_couplings",
+          "flow couplings, blocks and width must be positive")
+    check(not t.remat or generator_kind(c) == "hierarchical", "train.remat",
+          "rematerialisation covers the top-down VAE and f_psi; the GAN's latent-vector generator has none")
+    check(not t.freeze or MODES[c.mode] == (False, False, True) or c.mode == "v-ade", "train.freeze",
+          "a frozen decoder is trained by likelihood only: use mode 'vae' (or 'v-ade')")
+    check(not t.freeze or t.init_checkpoint, "train.freeze",
+          "a frozen decoder must come from another run: set train.init_checkpoint to that run's workdir")
+    check(c.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps", "must be >= 0 (0 = no warm-up)")
+    check(c.loss.free_bits >= 0, "loss.free_bits", "must be >= 0 (0 = no free bits)")
+    check(c.loss.flow_start_step >= 0, "loss.flow_start_step", "must be >= 0 (0 = from the start)")
+
+  @staticmethod
+  def shrink_tiny(c, num_steps: int) -> None:
+    c.model.latent_channels, c.model.flow_width, c.model.global_latent_dim = 4, 4, 8
+    # Two couplings (both checkerboard parities, every element transformed once) instead of 3: each
+    # coupling costs ~2.5 s of a tiny AV-ADE step's ~18 s compilation (couplings are tested in test_flows)
+    c.model.flow_couplings = min(c.model.flow_couplings, 2)
+    c.loss.flow_start_step = 0  # a step count of the full schedule; tiny runs train f_psi from the start
+
+  @staticmethod
+  def shrink_small(c, full_steps: int) -> None:
+    if MODES[c.mode][0] and c.data.image_size % 2 ** (c.model.flow_scales - 1):
+      c.data.image_size = 32  # f_psi's scales need it (Table 9's 4 scales); padded pixels count in bits/dim
+    base.Family.shrink_small(c, full_steps)
+    c.model.flow_width = 16
+    if c.loss.adv_start_step:
+      c.loss.adv_start_step = c.train.num_steps // 2
+    if MODES[c.mode][0]:  # f_psi joins after a VAE phase (configs/default.py's schedule)
+      c.loss.flow_start_step = c.train.num_steps // 2
+
+  @staticmethod
+  def has_latent_posterior(config) -> bool:
+    return True
 
   @staticmethod
   def has_likelihood(config) -> bool:
@@ -172,6 +249,45 @@ class ADEFamily(base.Family):
       out["grad_norm_coverage"] = norm(True, False)
     if cfg.adversarial:
       out["grad_norm_adversarial"] = norm(False, True)
+    return out
+
+  def step_parts(self, state, images, labels, rng) -> dict:
+    """Disjoint parts of Algorithm 1's step, each as its backward pass (as in training): together
+    about a step; the sampling pass and f_psi's inverse run once per discriminator update and once
+    for the generator."""
+    model, disc, cfg = self.model, self.disc, self.cfg
+    y = losses.dequantize(images, rng)
+    b = images.shape[0]
+    params, stats, dparams = state.params, state.batch_stats, state.disc_params
+    variables = lambda p: {"params": p, "batch_stats": stats}
+    grad_sum = lambda f: jax.grad(lambda p, *a: jnp.sum(f(p, *a)))  # backward of a scalar of the output
+    feats = jax.jit(lambda p: model.apply(variables(p), y, False, method="to_features")[0])(params)
+    vae_pass = lambda m, f: losses.coverage_loss({**m.vae(f, rng, labels, train=True), "features": f,
+                                                  "logdet": 0.0})[0]
+    parts = {  # disjoint parts: together about the generator's share of a step
+        "preprocess + f_psi forward": lambda p: model.apply(variables(p), y, True, method="to_features",
+                                                            mutable=["batch_stats"])[0][0],
+        "VAE likelihood pass (features -> ELBO)": lambda p: model.apply(
+            variables(p), feats, method=vae_pass, mutable=["batch_stats"])[0],
+        "VAE sampling pass (prior -> features)": lambda p: model.apply(
+            variables(p), method=lambda m: m.vae.generate(rng, b, 1.0, labels, train=True),
+            mutable=["batch_stats"])[0],
+    }
+    if model.use_flow:
+      parts["f_psi inverse"] = lambda p: model.apply(variables(p), feats, method="from_features")
+    out = {name: (grad_sum(lambda p, f=f: f(p)), (params,)) for name, f in parts.items()}
+    if cfg.adversarial:
+      real = ade.discriminator_input(y)
+      fake = ade.discriminator_input(jnp.clip(y[::-1], 0, 1))
+      logits = lambda d, x: disc.apply({"params": d}, x, labels)
+      out["discriminator on real + fake"] = (
+          jax.grad(lambda d: jnp.sum(logits(d, real)) + jnp.sum(logits(d, fake))), (dparams,))
+      out["gradient penalty (double backward)"] = (
+          jax.grad(lambda d: losses.gradient_penalty(lambda x: logits(d, x), real, fake, rng,
+                                                     form=cfg.gp_form)), (dparams,))
+    tx = self.groups["generator"].tx
+    out["optimiser update (generator)"] = (lambda g, s, p: tx.update(g, s, p),
+                                           (params, state.opt_state["generator"], params))
     return out
 
   def batch_stats_of(self, params, batch_stats, images, labels, rng):

@@ -20,6 +20,16 @@ import optax
 TREES = ("params", "disc_params")
 
 
+class ConfigError(ValueError):
+  """A user error in the configuration: printed as one line, no stack trace (`adejax.cli`)."""
+
+
+def check(cond: bool, key: str, msg: str) -> None:
+  """Raise ConfigError("config.<key>: <msg>") unless `cond`: the one form of every validation message."""
+  if not cond:
+    raise ConfigError(f"config.{key}: {msg}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Group:
   """A parameter group: the top-level `keys` of the state's `params` or `disc_params` (None: the whole
@@ -52,6 +62,12 @@ def make_optimizer(o, lr: Optional[float] = None, b1: Optional[float] = None,
                                decay if callable(decay) else optax.constant_schedule(decay)], [o.warmup_steps])
   opt = {"adamax": optax.adamax, "adam": optax.adam}[o.name](lr, b1=b1, b2=b2)
   return optax.chain(optax.clip_by_global_norm(o.grad_clip), opt) if o.grad_clip > 0 else opt
+
+
+def discriminator_optim(o) -> tuple[float, float, float]:
+  """(lr, b1, b2) of the discriminator's optimiser: its own settings where given, else the generator's."""
+  pick = lambda own, gen: gen if own is None else own
+  return pick(o.disc_lr, o.lr), pick(o.disc_b1, o.b1), pick(o.disc_b2, o.b2)
 
 
 def all_finite(tree) -> jax.Array:
@@ -100,8 +116,25 @@ def update_groups(state, groups: dict[str, Group], names, loss_fn):
 
 
 class Family:
-  """The interface `train.Trainer` uses. Subclasses set `model` (and their other modules) and `groups`
-  in `__init__(config, image_shape)`."""
+  """What a model family gives the rest of adejax; nothing outside `families/` names a family.
+
+  Two halves. Static methods answer questions about a config without building anything: the family's
+  config section (`config_section`) and its validation (`validate`), its test-size and CPU-budget
+  shrinks (`shrink_tiny`, `shrink_small`), whether its held-out bits/dim are a bound on its own
+  -log p(x) (`has_likelihood`), whether it has an inference network for papers/004's marginal-KL
+  estimators (`has_latent_posterior`), the results tables' mode column (`results_mode`). `config_lib`
+  assembles the schema and its validation from them, `adejax.experiment` the scales, the sweep its
+  tables, `estimate_kl` its refusal.
+
+  An instance is built by `families.make(config, image_shape)` for `train.Trainer`. Subclasses set
+  `model` (and their other modules) and `groups` in `__init__(config, image_shape)` and implement
+  `init` and `train_step`. Optional capabilities, each with a default that says it is not supported:
+  `gradient_norms` (instruments), `batch_stats_of` (batch norm), `latent_diagnostics` (latent-use
+  metrics; `has_encoder`), `figures` (extra evaluation figures), `step_parts` (the benchmark's
+  breakdown). Sampling, reconstruction, interpolation and the held-out bound are methods of `model`
+  (`generate`, `reconstruct`, `interpolate`, and `model(y, rng, train, labels)` returning the terms of
+  `losses.coverage_loss`); a family whose model lacks one says so when it is asked.
+  """
   model: nn.Module
   groups: dict[str, Group]
   sample_temperature: float = 1.0  # the temperature `Trainer.sample` uses unless told otherwise
@@ -137,6 +170,39 @@ class Family:
     `Trainer.with_eval_batch_stats`). Families without batch norm keep theirs."""
     return batch_stats
 
+  modes: tuple = ()  # the values `config.mode` may take in this family (those that select a model)
+  supports: frozenset = frozenset()  # generic train options it implements: "remat", "freeze"
+
+  @staticmethod
+  def config_section():
+    """(name, ConfigDict of its defaults, each with a comment) of the family's own config section, or
+    None. `config_lib.base_config` adds it to every config (the schema is the same for all)."""
+    return None
+
+  @staticmethod
+  def validate(config) -> None:
+    """Raise ConfigError (`check`) for any invalid value of the family's settings in `config`;
+    `config_lib.validate` calls it after checking the shared sections."""
+
+  @staticmethod
+  def shrink_tiny(config, num_steps: int) -> None:
+    """Shrink the family's settings to test size in place (`config_lib.make_tiny` calls every family's,
+    whatever the config's family, so that a tiny config stays tiny when its family is switched)."""
+
+  @staticmethod
+  def shrink_small(config, full_steps: int) -> None:
+    """The family's part of the "small" scale (a 2-core CPU budget, `experiment.apply_scale`), in
+    place, after the shared sections were shrunk (`train.num_steps` is the small budget, `full_steps`
+    the config's own). Default: every network at a quarter of its width."""
+    config.model.width *= 0.25
+    config.model.disc_width *= 0.25
+
+  @staticmethod
+  def has_latent_posterior(config) -> bool:
+    """Whether the model has an inference network q(z | x) whose aggregate posterior papers/004's
+    estimators (`adejax.estimate_kl`) can be run on (`model.latent_posterior`)."""
+    return False
+
   @staticmethod
   def has_likelihood(config) -> bool:
     """Whether a config's held-out bits/dim are a bound on its own -log p(x) (read from the config
@@ -169,6 +235,11 @@ class Family:
     """The family's own figures for `adejax.evaluate`: {name: (n, K, H, W, C) images in [0, 1]},
     written as eval/<name>.png with K columns."""
     return {}
+
+  def step_parts(self, state, images: jax.Array, labels, rng: jax.Array) -> dict:
+    """The benchmark's breakdown (`adejax.benchmark --breakdown`): {name: (fn, args)}, disjoint parts
+    of a training step, each a function whose backward pass `jax.grad(sum(fn(*args)))` is timed."""
+    raise NotImplementedError(f"{self.label or type(self).__name__} does not list the parts of its step")
 
   def parameter_counts(self, state) -> dict[str, int]:
     """Parameters per group, for the log line at the start of training."""

@@ -13,6 +13,7 @@ import ml_collections
 
 from adejax import losses
 from adejax.families import base
+from adejax.families.base import check
 from adejax.models import glow
 
 
@@ -23,8 +24,50 @@ def build_model(c: ml_collections.ConfigDict, image_shape) -> glow.GlowModel:
                         learn_top=g.learn_top)
 
 
+def data_init(model: glow.GlowModel, params, y):
+  """`params` with every actnorm set from batch y (Glow's data-dependent initialisation)."""
+  new = model.apply({"params": params}, y, method="data_init")
+  flow = {**params["flow"], **{k: {**params["flow"][k], **v} for k, v in new.items()}}
+  return {**params, "flow": flow}
+
+
 class GlowFamily(base.Family):
   num_phases = 2
+
+  @staticmethod
+  def config_section():
+    g = ml_collections.ConfigDict()  # family "glow": Kingma & Dhariwal's multi-scale Glow, the
+                                   # baseline of papers/003 Tables 2-4; model.preprocess applies
+    g.levels = 3                   # levels, each squeeze -> `depth` steps -> split (none after the last)
+    g.depth = 32                   # steps per level (actnorm, invertible 1x1 conv, coupling)
+    g.width = 512                  # channels of the coupling networks
+    g.coupling = "affine"          # "affine" (Glow's, scale sigmoid(raw + 2)) or "additive"
+    g.lu = True                    # LU-parametrised 1x1 convolutions
+    g.learn_top = True             # learned prior mean / std of the top level (else N(0, I))
+    g.temperature = 1.0            # sampling temperature (std scale of every level's prior)
+    return "glow", g
+
+  @staticmethod
+  def validate(c) -> None:
+    g = c.glow
+    check(g.levels >= 1 and c.data.image_size % 2 ** g.levels == 0, "glow.levels",
+          f"{g.levels} levels squeeze {g.levels} times: they need an image size divisible by "
+          f"{2 ** g.levels}, got {c.data.image_size}")
+    check(g.coupling in glow.COUPLINGS, "glow.coupling", f"{g.coupling!r} is not one of {list(glow.COUPLINGS)}")
+    check(g.depth >= 1 and g.width >= 1, "glow.depth", "depth and width must be positive")
+    check(g.temperature >= 0, "glow.temperature", "must be >= 0")
+    check(c.model.num_classes == 0, "model.num_classes", "the glow family is unconditional")
+
+  @staticmethod
+  def shrink_tiny(c, num_steps: int) -> None:
+    c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 2, 4
+
+  @staticmethod
+  def shrink_small(c, full_steps: int) -> None:
+    """2 levels (28 -> 14 -> 7), as narrow as the glow_vae's Glow layer."""
+    base.Family.shrink_small(c, full_steps)
+    c.glow.levels, c.glow.depth, c.glow.width = min(c.glow.levels, 2), 8, 32
+    c.optim.lr_halve_every, c.optim.warmup_steps = 0, 100
 
   def __init__(self, config: ml_collections.ConfigDict, image_shape):
     g = config.glow
@@ -46,9 +89,7 @@ class GlowFamily(base.Family):
     del labels, constrain
     y = losses.dequantize(images, rng)
     if phase == "init":
-      new = self.model.apply({"params": state.params}, y, method="data_init")
-      flow = {**state.params["flow"], **{k: {**state.params["flow"][k], **v} for k, v in new.items()}}
-      state = state.replace(params={**state.params, "flow": flow})
+      state = state.replace(params=data_init(self.model, state.params, y))
 
     def loss_fn(params):
       out = self.model.apply({"params": params}, y)

@@ -26,6 +26,7 @@ import ml_collections
 
 from adejax import losses
 from adejax.families import base
+from adejax.families.base import check
 from adejax.models import glow_vae
 
 
@@ -40,6 +41,70 @@ def build_model(c: ml_collections.ConfigDict, image_shape) -> glow_vae.GlowVAEMo
 
 
 class GlowVAEFamily(base.Family):
+
+  @staticmethod
+  def config_section():
+    g = ml_collections.ConfigDict()  # family "glow_vae" (papers/003); model.preprocess applies
+    g.scales = 3                   # ResNet VAE (Dai & Wipf): down-sampling stages (CIFAR-10 3, CelebA 4)
+    g.blocks = 1                   # residual blocks per stage
+    g.base_width = 64              # channels of the first stage, doubling per stage
+    g.latent_dim = 64              # size of the latent vector z
+    g.decoder = "diagonal"         # "diagonal": N(g_mu(z), diag g_Sigma(z)) (section 3.1);
+                                   # "gamma": isotropic learned gamma (Dai & Wipf)
+    g.log_sigma_init = 0.0         # initial log std of the decoder
+    g.glow_depth = 32              # Glow blocks (actnorm, 1x1 conv, additive coupling); no squeeze
+    g.glow_width = 512             # channels of the coupling networks
+    g.glow_lu = False              # LU-parametrised 1x1 convolutions
+    g.prior = "flow"               # "flow": Real-NVP prior on z (section 3.2); "normal": N(0, I);
+                                   # "two_stage": a second-stage VAE on z (Dai & Wipf; Table 1 baseline)
+    g.prior_layers = 16            # couplings of the prior flow
+    g.prior_width = 1024           # width of their two dense layers
+    g.schedule = "two-phase"       # "two-phase": VAE + prior, then the Glow layer alone (section
+                                   # 3.4); "joint": everything at once from step 0
+    g.phase1_steps = 50_000        # steps of phase 1; phase 2 runs from there to train.num_steps
+    g.stage2_steps = 0             # prior "two_stage": its training steps, after phase 1
+    g.temperature = 0.5            # sampling temperature on the Glow layer's base (section 3.5)
+    return "glow_vae", g
+
+  @staticmethod
+  def validate(c) -> None:
+    g, d = c.glow_vae, c.data
+    check(g.decoder in ("diagonal", "gamma"), "glow_vae.decoder", "must be 'diagonal' or 'gamma'")
+    check(g.prior in ("flow", "normal", "two_stage"), "glow_vae.prior",
+          "must be 'flow', 'normal' or 'two_stage'")
+    check(g.prior != "two_stage" or (g.schedule == "two-phase" and g.stage2_steps >= 1),
+          "glow_vae.stage2_steps", "a two-stage prior trains after phase 1: schedule 'two-phase' and "
+          "stage2_steps >= 1")
+    check(g.schedule in ("two-phase", "joint"), "glow_vae.schedule", "must be 'two-phase' or 'joint'")
+    check(g.scales >= 1 and d.image_size % 2 ** g.scales == 0, "glow_vae.scales",
+          f"{g.scales} scales need an image size divisible by {2 ** g.scales}, got {d.image_size}")
+    check(min(g.blocks, g.base_width, g.latent_dim, g.glow_depth, g.glow_width) >= 1
+          and g.latent_dim >= 2, "glow_vae", "blocks, widths, depth >= 1 and latent_dim >= 2")
+    check(g.phase1_steps >= 0, "glow_vae.phase1_steps", "must be >= 0")
+    check(c.model.num_classes == 0, "model.num_classes", "the glow_vae family is unconditional")
+
+  @staticmethod
+  def shrink_tiny(c, num_steps: int) -> None:
+    g = c.glow_vae
+    g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 4, 8
+    g.glow_depth, g.glow_width, g.prior_layers, g.prior_width = 2, 4, 2, 8
+    g.phase1_steps = min(g.phase1_steps, max(1, num_steps // 2))
+    g.stage2_steps = min(g.stage2_steps, 1)
+
+  @staticmethod
+  def shrink_small(c, full_steps: int) -> None:
+    """The same structure, narrow; each phase keeps its share of the steps."""
+    base.Family.shrink_small(c, full_steps)
+    g = c.glow_vae
+    g.scales, g.base_width, g.latent_dim = min(g.scales, 2), 16, 32
+    g.prior_layers, g.prior_width, g.glow_depth, g.glow_width = 4, 256, 8, 32
+    g.phase1_steps = int(round(g.phase1_steps * c.train.num_steps / full_steps))
+    g.stage2_steps = int(round(g.stage2_steps * c.train.num_steps / full_steps))
+    c.optim.lr, c.optim.lr_halve_every = 1e-3, 0
+
+  @staticmethod
+  def has_latent_posterior(config) -> bool:
+    return True
 
   def __init__(self, config: ml_collections.ConfigDict, image_shape):
     g = config.glow_vae

@@ -30,6 +30,7 @@ import ml_collections
 
 from adejax import losses
 from adejax.families import base
+from adejax.families.base import check
 from adejax.models import ade, discriminators, gaussian, hybrids
 
 
@@ -57,6 +58,66 @@ def l1(a, b):
 
 
 class HybridFamily(base.Family):
+
+  @staticmethod
+  def config_section():
+    h = ml_collections.ConfigDict()  # family "hybrid": papers/004's models (families/hybrids.py);
+                                   # generator/encoder width model.width, discriminators model.disc_width
+    h.model = "vae"                # vae | dcgan | wgan_gp | aae | aae_pp | aae_gan | veegan
+    h.likelihood = "bernoulli"     # vae / aae: "bernoulli" or "quantized_normal" (learned sigma)
+    h.arch = "paper"               # networks: "paper" (papers/004 K.5: ReLU generator, 28x28 Tables 6-7,
+                                   # 32/64 the WGAN code's DCGAN) or "sngan" (papers/002's, ELU); widths
+                                   # from model.width / model.disc_width
+    h.latent_dim = 64              # size of z (papers/004 sweeps 10, 50, 75 on ColorMNIST)
+    h.critic_steps = 5             # wgan_gp: critic updates per generator update
+    h.gp_weight = 10.0             # wgan_gp: two-sided gradient penalty
+    h.rec_weight_encoder = 1.0     # aae_pp / aae_gan: l1 data reconstruction weight for E (1, 5, 10, 50)
+    h.rec_weight_generator = 1.0   # ... and for G (1, 5, 10, 50)
+    h.code_width = 1000            # units of the code / joint discriminator's dense layers
+    h.joint_head = "table8"        # veegan's joint discriminator: "table8" (papers/004 Table 8: both
+                                   # trunks, conv 3x3, conv 2x2, logit) or "small" (one dense layer on
+                                   # z, one on both: adejax's earlier, cheaper head)
+    h.joint_head_width = 512       # Table 8's head convolutions (the paper's grid: 512, 1024)
+    h.lr_encoder = 0.0             # learning rates (Table 5); 0 = optim.lr
+    h.lr_disc = 0.0
+    h.lr_code = 0.0
+    return "hybrid", h
+
+  @staticmethod
+  def validate(c) -> None:
+    h = c.hybrid
+    check(h.model in hybrids.MODELS, "hybrid.model", f"{h.model!r} is not one of {list(hybrids.MODELS)}")
+    check(h.likelihood in hybrids.LIKELIHOODS, "hybrid.likelihood",
+          f"{h.likelihood!r} is not one of {list(hybrids.LIKELIHOODS)}")
+    check(h.arch in hybrids.ARCHS, "hybrid.arch", f"{h.arch!r} is not one of {list(hybrids.ARCHS)}")
+    if h.arch == "paper":
+      try:
+        hybrids.paper_layout((c.data.image_size, c.data.image_size, 1))
+      except ValueError as e:
+        check(False, "data.image_size", str(e))
+    check(h.latent_dim >= 1 and h.code_width >= 1, "hybrid.latent_dim", "sizes must be positive")
+    check(h.critic_steps >= 1, "hybrid.critic_steps", "must be at least 1")
+    check(h.joint_head in hybrids.JOINT_HEADS, "hybrid.joint_head",
+          f"{h.joint_head!r} is not one of {list(hybrids.JOINT_HEADS)}")
+    check(h.joint_head_width >= 1, "hybrid.joint_head_width", "must be at least 1")
+    check(min(h.lr_encoder, h.lr_disc, h.lr_code) >= 0, "hybrid.lr_disc", "must be >= 0 (0 = optim.lr)")
+    check(c.model.num_classes == 0, "model.num_classes", "the hybrid family is unconditional")
+
+  @staticmethod
+  def shrink_tiny(c, num_steps: int) -> None:
+    c.hybrid.latent_dim, c.hybrid.code_width, c.hybrid.joint_head_width = 8, 16, 16
+
+  @staticmethod
+  def shrink_small(c, full_steps: int) -> None:
+    """papers/004's own 28x28 networks (they are small; or papers/002's at a quarter width), smaller
+    dense layers."""
+    if c.hybrid.arch != "paper":
+      base.Family.shrink_small(c, full_steps)
+    c.hybrid.code_width, c.hybrid.joint_head_width = 256, 128
+
+  @staticmethod
+  def has_latent_posterior(config) -> bool:
+    return config.hybrid.model in ENCODER_MODELS
 
   @staticmethod
   def has_likelihood(config) -> bool:

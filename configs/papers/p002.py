@@ -5,6 +5,7 @@ from __future__ import annotations
 import ml_collections
 
 from adejax import config_lib, experiment
+from adejax.families.ade import MODES
 
 
 def match_width(config, target: int, lo: float = 0.2, hi: float = 1.0) -> float:
@@ -50,7 +51,7 @@ def paper_config(mode: str, dataset: str = "cifar10", image_size: int = 32, *, r
   if capacity:
     c.model.arch = "resnet"
     c.model.flow_scales, c.model.flow_blocks = capacity
-    if config_lib.MODES[mode][1] and config_lib.MODES[mode][2]:
+    if MODES[mode][1] and MODES[mode][2]:
       c.loss.adv_start_step = int(0.4 * c.train.num_steps)
   return c
 
