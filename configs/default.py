@@ -16,10 +16,10 @@ which f_psi otherwise takes over (docs/results/latent_use.md): free bits (`loss.
 latent channel, the default of every config) and a VAE phase: f_psi stays the identity for the first
 1000 steps (`loss.flow_start_step`). Above the VAE's 7x7 and 14x14 levels sits a latent vector z_g ~ N(0, I)
 (`model.global_latent_dim`, 128, every config's default: SNGAN's input z), without which prior samples
-are patchworks. Measured from this config (2000 steps, EMA, 13 minutes on one core): held-out ELBO bound
-4.78 bits/dim, the classifier recognises 0.857 of held-out reconstructions (0.923 of the same real
-images), fid_domain 110 with garments about half the time; V-ADE 4.58, 0.872 and 253; the GAN mode at
-the same wall time 50 (docs/results/latent_use.md). `:tiny` is the test-sized variant.
+are patchworks. Measured from this config (3000 steps, EMA): held-out ELBO bound 4.39 bits/dim (below
+the histogram's 4.59), the classifier recognises 0.862 of held-out reconstructions (0.923 of the same
+real images), fid_domain 75, samples garments most of the time; V-ADE 4.25, 0.877 and 244; the GAN mode
+in the time AV-ADE needed for 2000 steps 50 (docs/results/latent_use.md). `:tiny` is the test-sized variant.
 """
 from adejax import config_lib
 

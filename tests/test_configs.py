@@ -109,7 +109,11 @@ def test_three_tiny_steps_of_each_distinct_family_and_mode_train_what_they_train
         del c[section]
     digest = config_digest.train_digest(c, shape)
     for tree, (init, moved) in committed[row].items():
-      np.testing.assert_allclose(digest[tree], [init, moved], rtol=1e-5, err_msg=f"{row} {tree}")
+      # Initialisation exactly; the 3 steps' movement to 0.1%: the committed digest was computed without
+      # the tests' XLA flags (tests/conftest.py), whose other fusions move the GAN's 3 steps by 6e-5
+      # relative. A changed learning rate, loss weight or schedule moves it by far more.
+      np.testing.assert_allclose(digest[tree][0], init, rtol=1e-7, err_msg=f"{row} {tree} at initialisation")
+      np.testing.assert_allclose(digest[tree][1], moved, rtol=1e-3, err_msg=f"{row} {tree} after 3 steps")
       assert moved > 0 or tree == "disc_params", (row, tree)  # 3 steps moved the generator
 
 
