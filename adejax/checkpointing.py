@@ -20,10 +20,11 @@ import shutil
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+from adejax import families
 
 
 class CheckpointError(RuntimeError):
@@ -55,9 +56,13 @@ def _abstract(tree):
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
+# One compiled check per state structure (eagerly, each leaf's shape compiled its own isfinite and all:
+# 1.6 s of a tiny run's 36).
+_all_finite = jax.jit(families.all_finite)
+
+
 def _finite(tree) -> bool:
-  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
-  return bool(jax.device_get(jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))))
+  return bool(jax.device_get(_all_finite(tree)))
 
 
 def _key(entry) -> str:

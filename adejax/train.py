@@ -84,7 +84,7 @@ def in_compute_dtype(fn, dtype: str):
 # tests/test_configs.py, which builds and steps every family's Trainer from configs without them.
 LOOP_ONLY_FIELDS = ("train.num_steps", "train.log_every", "train.image_every", "train.grad_norms",
                     "train.max_consecutive_skips", "train.init_checkpoint", "data", "eval", "ckpt", "seed")
-COMPILED_CACHE_SIZE = 4  # Trainers whose compiled functions are kept for reuse (least recently built out)
+COMPILED_CACHE_SIZE = 8  # Trainers whose compiled functions are kept for reuse (least recently built out)
 _COMPILED: dict = {}
 
 
@@ -139,6 +139,7 @@ class Trainer:
     jit = lambda fn, **kw: jax.jit(in_compute_dtype(fn, self.compute_dtype), **kw)
     step = functools.partial(train_step, family=self.family, ema_decay=self.ema_decay,
                              constrain=constrain)
+    self._init_state = jax.jit(self._init, out_shardings=self.replicated)  # (float32, shared, compiled once)
     self._step = jit(step, in_shardings=(self.replicated, self.batch_sharding, self.batch_sharding),
                      out_shardings=(self.replicated, self.replicated), donate_argnums=0, static_argnums=3)
     norms = lambda state, images, labels: self.family.gradient_norms(
@@ -192,7 +193,7 @@ class Trainer:
 
   def init_state(self, seed: int) -> TrainState:
     """Parameters created directly with their (replicated) sharding."""
-    return jax.jit(self._init, out_shardings=self.replicated)(jax.random.PRNGKey(seed))
+    return self._init_state(jax.random.PRNGKey(seed))
 
   def eval_params(self, state: TrainState):
     return state.ema_params if self.ema_decay else state.params
