@@ -12,10 +12,10 @@ Initialisation (`init_params`): kernels are He-initialised for the activation th
 2 / (1 + 0.2^2) for leaky ReLU 0.2, 2 for ReLU), then the last dense layer is scaled so that the input
 gradient of the logit has a mean norm of exactly 1 on uniform-noise images: the two-sided penalty starts
 at its minimum whatever the architecture (average pooling alone divides the residual discriminator's
-slope by ~7). With LeCun's default the slope started near 0.06: the paper's penalty (weight 100) then
-dominated the first updates, and Adamax's infinity-norm accumulator remembers those large penalty
-gradients for ~1/(1 - b2) steps, shrinking the cross-entropy's effective step 20-70x while the generator
-ran ahead (measured; tests/test_adversarial.py checks that the discriminator now leads on real data).
+slope by ~7). A much smaller starting slope lets the paper's penalty (weight 100) dominate the first
+updates, and Adamax's infinity-norm accumulator then shrinks the discriminator's steps while the generator
+runs ahead (the measurements: docs/results/adversarial_small.md; tests/test_adversarial.py checks that the
+discriminator leads on real data).
 """
 from __future__ import annotations
 
