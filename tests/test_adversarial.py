@@ -162,6 +162,7 @@ def test_disc_steps_update_the_discriminator_that_often_on_distinct_fake_batches
     return real_input(y)
 
   monkeypatch.setattr(ade, "discriminator_input", recorded)
+  train.clear_compiled_cache()  # traced afresh, with the recording (not an earlier test's compiled step)
   trainer = train.Trainer(config, SHAPE, devices=jax.devices()[:1])
   new, _ = trainer.step(trainer.init_state(0), trainer.global_batch(images()))
   jax.block_until_ready(new)

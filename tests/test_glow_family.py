@@ -25,6 +25,7 @@ def tiny(num_steps=4):
 
 
 def test_first_step_initialises_actnorm_from_data_then_every_step_trains_everything():
+  train.clear_compiled_cache()  # compilations counted from zero (not those of an earlier test's Trainer)
   trainer = train.Trainer(tiny(), SHAPE)
   init = jax.device_get(trainer.init_state(0))
   s1, m1 = steps(trainer, trainer.init_state(0), 1)

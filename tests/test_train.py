@@ -111,6 +111,7 @@ def test_non_finite_update_is_skipped_and_counted():
 
 def test_one_and_four_devices_agree_and_step_compiles_once():
   assert jax.device_count() >= 4, "conftest sets 4 host devices"
+  train.clear_compiled_cache()  # compilations counted from zero (not those of an earlier test's Trainer)
   one = train.Trainer(tiny("av-ade"), SHAPE, devices=jax.devices()[:1])
   four = train.Trainer(tiny("av-ade"), SHAPE, devices=jax.devices()[:4])
   s1, m1 = run_steps(one, 3)
