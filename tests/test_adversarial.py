@@ -47,8 +47,9 @@ def test_fresh_discriminator_slope_is_near_one():
   x = jnp.sign(jax.random.normal(jax.random.key(0), (16, 28, 28, 1)))  # binary images
   for arch in discriminators.DISCRIMINATORS:
     d = discriminators.Discriminator(arch, 0.25)
-    params = {"params": discriminators.init_params(d, jax.random.key(1), (28, 28, 1))}
-    grads = jax.grad(lambda v: d.apply(params, v).sum())(x)
+    params = {"params": jax.jit(discriminators.init_params, static_argnums=(0, 2))(d, jax.random.key(1),
+                                                                                 (28, 28, 1))}
+    grads = jax.jit(jax.grad(lambda v: d.apply(params, v).sum()))(x)
     slope = float(jnp.mean(jnp.linalg.norm(grads.reshape(16, -1), axis=1)))
     print(arch, "input slope at initialisation", slope)
     assert 0.3 < slope < 3.0, (arch, slope)

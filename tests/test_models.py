@@ -102,7 +102,7 @@ def test_hierarchical_kl_against_monte_carlo(iaf):
   """E_rng[kl] (analytic per layer given the samples above it) == E_rng[log q - log p]."""
   m, v, f = _tiny_vae(iaf)
   keys = jax.random.split(jax.random.key(4), 4000)
-  out = jax.vmap(lambda k: m.apply(v, f, k))(keys)
+  out = jax.jit(jax.vmap(lambda k: m.apply(v, f, k)))(keys)
   mc = out["log_q"] - out["log_p"]
   kl = out["kl"]
   assert float(jnp.min(kl.mean(0))) > 0.5  # a non-trivial KL
