@@ -8,7 +8,7 @@ import pytest
 from adejax import config_lib, input_pipeline, losses, train
 from adejax.families import base
 from adejax.families.ade import MODES, generator_kind
-from adejax.models import ade, discriminators
+from adejax.models import discriminators, flows
 from configs import default
 from test_train import SHAPE, images, tiny
 
@@ -66,11 +66,11 @@ def test_real_and_generated_images_reach_the_discriminator_in_the_same_interval(
                              jax.random.key(0), 8, method="generate")
   assert float(fake.max()) > 1.0  # the inverse logit overshoots the data range [0, 1]
   real = losses.dequantize(jnp.asarray(images()), jax.random.key(1))
-  for batch in (ade.discriminator_input(fake), ade.discriminator_input(real)):
+  for batch in (discriminators.discriminator_input(fake), discriminators.discriminator_input(real)):
     assert float(batch.min()) >= -1.0 and float(batch.max()) <= 1.0
   # and those overshooting pixels lie in the flat tail of the inverse preprocessing
-  assert float(ade.saturated_fraction(fake, "logit", 0.05)) > 0.5
-  assert float(ade.saturated_fraction(real, "logit", 0.05)) == 0.0
+  assert float(flows.saturated_fraction(fake, "logit", 0.05)) > 0.5
+  assert float(flows.saturated_fraction(real, "logit", 0.05)) == 0.0
 
 
 @pytest.mark.parametrize("form", config_lib.GP_FORMS)
@@ -156,13 +156,13 @@ def test_disc_steps_update_the_discriminator_that_often_on_distinct_fake_batches
   against its own generated batch (read from inside the compiled step)."""
   config = tiny("gan", **{"train.disc_steps": 2})
   seen = []
-  real_input = ade.discriminator_input
+  real_input = discriminators.discriminator_input
 
   def recorded(y):
     jax.debug.callback(lambda v: seen.append(np.asarray(v)), y)
     return real_input(y)
 
-  monkeypatch.setattr(ade, "discriminator_input", recorded)
+  monkeypatch.setattr(discriminators, "discriminator_input", recorded)
   train.clear_compiled_cache()  # traced afresh, with the recording (not an earlier test's compiled step)
   trainer = train.Trainer(config, SHAPE, devices=jax.devices()[:1])
   new, _ = trainer.step(trainer.init_state(0), trainer.global_batch(images()))

@@ -18,12 +18,12 @@ import numpy as np
 import optax
 
 from adejax import losses
-from adejax.models import ade, discriminators
+from adejax.models import discriminators
 
 
 def to_signed(images: np.ndarray) -> jax.Array:
-  """uint8 (N, H, W, C) -> [-1, 1] at the pixel centres (`ade.to_signed` of the centres in [0, 1])."""
-  return ade.to_signed(jnp.asarray((images.astype(np.float32) + 0.5) / 256.0))
+  """uint8 (N, H, W, C) -> [-1, 1] at the pixel centres (`discriminators.to_signed` of the centres in [0, 1])."""
+  return discriminators.to_signed(jnp.asarray((images.astype(np.float32) + 0.5) / 256.0))
 
 
 @functools.lru_cache(maxsize=8)

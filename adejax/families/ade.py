@@ -205,8 +205,8 @@ class ADEFamily(base.Family):
                               train=True, method="generate", mutable=["batch_stats"])
         fake = constrain(fake)
         (d_loss, d_metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
-            state.disc_params, ade.discriminator_input(y),
-            ade.discriminator_input(jax.lax.stop_gradient(fake)), gp_rng, disc=disc,
+            state.disc_params, discriminators.discriminator_input(y),
+            discriminators.discriminator_input(jax.lax.stop_gradient(fake)), gp_rng, disc=disc,
             gp_weight=cfg.gp_weight, gp_form=cfg.gp_form, labels=labels)
         state, _ = base.update_group(state, self.groups, "disc", d_grads, d_loss)
       metrics.update(d_metrics)
@@ -277,8 +277,8 @@ class ADEFamily(base.Family):
       parts["f_psi inverse"] = lambda p: model.apply(variables(p), feats, method="from_features")
     out = {name: (grad_sum(lambda p, f=f: f(p)), (params,)) for name, f in parts.items()}
     if cfg.adversarial:
-      real = ade.discriminator_input(y)
-      fake = ade.discriminator_input(jnp.clip(y[::-1], 0, 1))
+      real = discriminators.discriminator_input(y)
+      fake = discriminators.discriminator_input(jnp.clip(y[::-1], 0, 1))
       logits = lambda d, x: disc.apply({"params": d}, x, labels)
       out["discriminator on real + fake"] = (
           jax.grad(lambda d: jnp.sum(logits(d, real)) + jnp.sum(logits(d, fake))), (dparams,))

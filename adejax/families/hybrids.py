@@ -31,7 +31,7 @@ import ml_collections
 from adejax import losses
 from adejax.families import base
 from adejax.families.base import check
-from adejax.models import ade, discriminators, gaussian, hybrids
+from adejax.models import discriminators, gaussian, hybrids
 
 
 
@@ -185,7 +185,7 @@ class HybridFamily(base.Family):
     return self.model.apply({"params": params}, y, rng, method="sample_posterior")
 
   def _d(self, disc_params, x, z=None):
-    x = ade.discriminator_input(x)
+    x = discriminators.discriminator_input(x)
     if self.kind == "veegan":
       return self.disc.apply({"params": disc_params["data"]}, x, z)
     return self.disc.apply({"params": disc_params["data"]}, x)
@@ -198,7 +198,7 @@ class HybridFamily(base.Family):
     if self.likelihood == "bernoulli":
       return self._apply(params, batch_stats, y, z, method="bernoulli_nll")
     raw, stats = self._apply(params, batch_stats, z, method="decode_raw")
-    return losses.gaussian_nll(ade.to_signed(y), raw, params["log_sigma"]), stats
+    return losses.gaussian_nll(discriminators.to_signed(y), raw, params["log_sigma"]), stats
 
   def _update(self, state, names, loss_fn):
     """One update of groups `names` (`base.update_groups`) by loss_fn(tree) -> (loss, (metrics, stats)),
@@ -258,7 +258,7 @@ class HybridFamily(base.Family):
       if wgan:
         def critic_loss(dp, fake=fake, i=i):
           logit = lambda x: self.disc.apply({"params": dp["data"]}, x)
-          real_in, fake_in = ade.discriminator_input(y), ade.discriminator_input(fake)
+          real_in, fake_in = discriminators.discriminator_input(y), discriminators.discriminator_input(fake)
           real_l, fake_l = logit(real_in), logit(fake_in)
           gp = losses.gradient_penalty(logit, real_in, fake_in, jax.random.fold_in(k["gp"], i))
           w = jnp.mean(real_l) - jnp.mean(fake_l)

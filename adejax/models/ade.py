@@ -18,29 +18,6 @@ import jax.numpy as jnp
 from adejax.models import flows, gaussian, generators, vae
 
 
-def to_signed(y: jax.Array) -> jax.Array:
-  """Images in [0,1] -> [-1,1]."""
-  return 2.0 * y - 1.0
-
-
-def discriminator_input(y: jax.Array) -> jax.Array:
-  """The one way any y-space image, real or generated, reaches the discriminator: clipped to the data
-  range [0, 1], then mapped to [-1, 1] (SPEC section 8). The logit inverse maps feature space onto
-  (-a/(1-2a), 1 + a/(1-2a)) = (-0.056, 1.056) for a = 0.05, so without the clip generated images
-  span (-1.11, 1.11) while real ones stay in [-1, 1) and the range alone tells them apart."""
-  return to_signed(jnp.clip(y, 0.0, 1.0))
-
-
-def saturated_fraction(y: jax.Array, preprocess: str, alpha: float) -> jax.Array:
-  """Fraction of generated pixels in the flat tails of the inverse preprocessing: where its slope
-  sigmoid'(s) is below 1% of its peak, so (almost) no gradient reaches the generator through them.
-  The linear 'centre' preprocessing has no tails."""
-  if preprocess != "logit":
-    return jnp.zeros((), jnp.float32)
-  p = alpha + (1.0 - 2.0 * alpha) * y  # = sigmoid(s)
-  return jnp.mean((p * (1.0 - p) < 0.01 * 0.25).astype(jnp.float32))
-
-
 class ADEModel(nn.Module):
   image_shape: tuple[int, int, int]
   preprocess: str = "logit"

@@ -25,6 +25,20 @@ import jax.numpy as jnp
 
 from adejax.models import layers
 
+
+def to_signed(y: jax.Array) -> jax.Array:
+  """Images in [0,1] -> [-1,1]."""
+  return 2.0 * y - 1.0
+
+
+def discriminator_input(y: jax.Array) -> jax.Array:
+  """The one way any y-space image, real or generated, reaches the discriminator: clipped to the data
+  range [0, 1], then mapped to [-1, 1] (SPEC section 8). The logit inverse maps feature space onto
+  (-a/(1-2a), 1 + a/(1-2a)) = (-0.056, 1.056) for a = 0.05, so without the clip generated images
+  span (-1.11, 1.11) while real ones stay in [-1, 1) and the range alone tells them apart."""
+  return to_signed(jnp.clip(y, 0.0, 1.0))
+
+
 DISCRIMINATORS = ("conv", "resnet")
 LEAKY_SLOPE = 0.2
 

@@ -49,6 +49,16 @@ def preprocess_bijector(name: str, alpha: float = 0.05) -> distrax.Bijector:
 
 
 # ----------------------------------------------------------------------------- volume-preserving parts
+def saturated_fraction(y: jax.Array, preprocess: str, alpha: float) -> jax.Array:
+  """Fraction of generated pixels in the flat tails of the inverse preprocessing: where its slope
+  sigmoid'(s) is below 1% of its peak, so (almost) no gradient reaches the generator through them.
+  The linear 'centre' preprocessing has no tails."""
+  if preprocess != "logit":
+    return jnp.zeros((), jnp.float32)
+  p = alpha + (1.0 - 2.0 * alpha) * y  # = sigmoid(s)
+  return jnp.mean((p * (1.0 - p) < 0.01 * 0.25).astype(jnp.float32))
+
+
 def squeeze(x: jax.Array) -> jax.Array:
   b, h, w, c = x.shape
   if h % 2 or w % 2:

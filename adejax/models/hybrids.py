@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 
 from adejax.models import discriminators, gaussian, generators, layers, vae
-from adejax.models.ade import to_signed
 
 MODELS = ("vae", "dcgan", "wgan_gp", "aae", "aae_pp", "aae_gan", "veegan")
 LIKELIHOODS = ("bernoulli", "quantized_normal")
@@ -211,7 +210,7 @@ class HybridModel(nn.Module):
 
   def posterior(self, y):
     """(mean, log_std) of q(z | x) for y in [0, 1]."""
-    return self.encoder(to_signed(y))
+    return self.encoder(discriminators.to_signed(y))
 
   def decode_raw(self, z, train: bool = False):
     return self.generator(z, train=train)
@@ -231,7 +230,7 @@ class HybridModel(nn.Module):
     del labels
     mean, log_std, z = self.sample_posterior(y, rng)
     zeros = jnp.zeros_like(mean)
-    features = to_signed(y)
+    features = discriminators.to_signed(y)
     logdet = jnp.full(y.shape[:1], math.prod(y.shape[1:]) * math.log(2.0))
     return {"features": features, "mean": self.decode_raw(z, train), "log_sigma": self.log_sigma,
             "kl": gaussian.kl(mean, log_std, zeros, zeros), "log_q": gaussian.log_prob(z, mean, log_std),
