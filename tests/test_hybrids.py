@@ -1,6 +1,7 @@
 """papers/004's VAE-GAN hybrids (family "hybrid"): one step of every model on a tiny config, which
 groups each schedule updates, WGAN-GP's 5 critic updates per generator update, the likelihoods against
 their closed forms, the sign of the adversarial terms, and evaluation of a trained run."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -229,3 +230,125 @@ def test_a_trained_hybrid_evaluates_with_the_critic_and_marginal_kl(tmp_path):
       trainer, state, data.images, data.labels, 8))
   closed = np.mean(np.sum(0.5 * (np.exp(2 * log_stds) + means ** 2 - 1.0) - log_stds, axis=1))
   np.testing.assert_allclose(kl["average_kl"], closed, rtol=1e-5)
+
+
+class _Linear(nn.Module):
+  """logit = <w, flatten(x)> + b: a discriminator whose every term has a closed form."""
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+
+
+def _sub_steps(fam, state, monkeypatch, rng):
+  """One eager step of `fam` with every group update replaced by a recorder (the state is left as it
+  is, so every sub-step sees the same parameters): {group names: (loss, loss_fn, tree)}."""
+  from adejax.families import base
+
+  log = {}
+
+  def record(state, groups, names, loss_fn):
+    tree = getattr(state, groups[names[0]].tree)
+    loss, aux = loss_fn(tree)
+    log[tuple(names)] = (float(loss), loss_fn, tree)
+    return state, loss, aux, jnp.array(True)
+
+  with monkeypatch.context() as m:
+    m.setattr(base, "update_groups", record)
+    fam.train_step(state, jnp.asarray(images(seed=5)), None, rng, lambda x: x)
+  return log
+
+
+def _fresh(model, linear=False, **overrides):
+  """A family of its own (not a Trainer's, which later tests share) and a state at its initialisation;
+  with `linear`, both discriminators are `_Linear`."""
+  from adejax import families
+
+  fam = families.make(tiny(model, **overrides), SHAPE)
+  params, batch_stats, disc_params = jax.jit(fam.init)(jax.random.key(0))
+  if linear:
+    fam.disc, fam.code_disc = _Linear(), _Linear()
+    disc_params = {"data": _Linear().init(jax.random.key(1), jnp.zeros((1,) + SHAPE))["params"],
+                   "code": _Linear().init(jax.random.key(2), jnp.zeros((1, fam.h.latent_dim)))["params"]}
+  zero = jnp.array(0, jnp.int32)
+  state = train.TrainState(step=zero, rng=jax.random.key_data(jax.random.key(0)), params=params,
+                           batch_stats=batch_stats, disc_params=disc_params, opt_state={}, ema_params={},
+                           skipped=zero, skip_streak=zero)
+  return fam, state
+
+
+def _step_inputs(fam, state, rng):
+  """y, ẑ ~ q(z | y), x̂ = G(ẑ) and z ~ p(z) as the step draws them (its key split)."""
+  k = dict(zip(("deq", "post", "prior", "gp", "gen"), jax.random.split(rng, 5)))
+  y = losses.dequantize(jnp.asarray(images(seed=5)), k["deq"])
+  z_hat = fam._posterior(state.params, y, k["post"])[2]
+  z = jax.random.normal(k["prior"], (y.shape[0], fam.h.latent_dim))
+  gen = lambda codes: np.asarray(fam._generate(state.params, state.batch_stats, codes)[0], np.float64)
+  return np.asarray(y, np.float64), np.asarray(z_hat, np.float64), gen(z_hat), np.asarray(z, np.float64), gen(z)
+
+
+@pytest.mark.parametrize("model", ["aae_pp", "aae_gan"])
+def test_the_adversarial_autoencoders_sub_step_losses_are_eqs_10_to_13(model, monkeypatch):
+  """papers/004 appendix C with linear discriminators, every term computed here in float64 numpy:
+  R_D(x) = -log D(x) + log(1 - D(x)) = -logit D(x) and R_C likewise, ||.||_1 summed over pixels.
+  Encoder (eq. 12): lambda_E ||x - x̂||_1 + R_C(ẑ), no image-discriminator term (its loss is the
+  same whatever D is). Generator (eq. 10; AAE-GAN eq. 11): lambda_G ||x - x̂||_1 + R_D(x̂) [+ R_D(G(z))].
+  Data discriminator (Algorithm 4 line 8, halved): -log D(x) - log(1 - D(x̂)), AAE-GAN's two fakes
+  each weighted one half. Code discriminator (eq. 13): -log(1 - C(ẑ)) - log C(z)."""
+  rng = jax.random.key(7)
+  fam, state = _fresh(model, linear=True, rec_weight_encoder=2.0, rec_weight_generator=0.5)
+  log = _sub_steps(fam, state, monkeypatch, rng)
+  y, z_hat, x_hat, z, x_gen = _step_inputs(fam, state, rng)
+  n = y.shape[0]
+  lin = lambda p, v: v.reshape(len(v), -1) @ np.asarray(p["Dense_0"]["kernel"], np.float64)[:, 0] + float(
+      p["Dense_0"]["bias"][0])
+  d = lambda x: lin(state.disc_params["data"], 2.0 * np.clip(x, 0.0, 1.0) - 1.0)  # discriminator_input
+  c = lambda v: lin(state.disc_params["code"], v)
+  l1 = lambda a, b: np.abs(a - b).reshape(n, -1).sum(1)
+  softplus = lambda v: np.logaddexp(0.0, v)
+  gan = model == "aae_gan"
+  expected = {
+      ("encoder",): np.mean(fam.h.rec_weight_encoder * l1(y, x_hat) - c(z_hat)),
+      ("generator",): np.mean(fam.h.rec_weight_generator * l1(y, x_hat) - d(x_hat) - (d(x_gen) if gan else 0.0)),
+      ("disc",): np.mean(softplus(-d(y))) + (0.5 * (np.mean(softplus(d(x_hat))) + np.mean(softplus(d(x_gen))))
+                                             if gan else np.mean(softplus(d(x_hat)))),
+      ("code",): np.mean(softplus(c(z_hat))) + np.mean(softplus(-c(z))),
+  }
+  assert set(log) == set(expected)
+  for names, value in expected.items():
+    np.testing.assert_allclose(log[names][0], value, rtol=2e-5, err_msg=str(names))
+  assert abs(np.mean(d(x_hat))) > 1e-3 and abs(np.mean(c(z_hat))) > 1e-3  # the terms are not vacuous
+  # another data discriminator: the encoder's loss is unchanged, the generator's is not
+  other = state.replace(disc_params={**state.disc_params, "data": jax.tree.map(
+      lambda p: 3.0 * p + 0.5, state.disc_params["data"])})
+  again = _sub_steps(fam, other, monkeypatch, rng)
+  assert again[("encoder",)][0] == log[("encoder",)][0]
+  assert abs(again[("generator",)][0] - log[("generator",)][0]) > 1e-3
+
+
+def test_veegans_inverse_network_gets_only_the_code_reconstruction_gradient(monkeypatch):
+  """VEEGAN (Srivastava et al. 2017, papers/004's baseline): the generator and the inverse network F
+  minimise R(D(G(z), z)) + ||z - F(G(z))||_1 together, but the adversarial term does not involve F, so
+  F's gradient equals that of the code reconstruction alone (computed here separately, with jax.grad),
+  while the generator's gradient holds both terms."""
+  rng = jax.random.key(3)
+  fam, state = _fresh("veegan")
+  log = _sub_steps(fam, state, monkeypatch, rng)
+  _, loss_fn, tree = log[("encoder", "generator")]
+  k = dict(zip(("deq", "post", "prior", "gp", "gen"), jax.random.split(rng, 5)))
+  z = jax.random.normal(k["prior"], (8, fam.h.latent_dim))
+
+  def code_reconstruction(t):
+    x_gen = fam._generate(t, state.batch_stats, z)[0]
+    return jnp.mean(jnp.sum(jnp.abs(z - fam._posterior(t, x_gen, k["post"])[0]), axis=-1))
+
+  full = jax.grad(lambda t: loss_fn(t)[0])(tree)
+  rec_only = jax.grad(code_reconstruction)(tree)
+  encoder, generator = fam.groups["encoder"].keys, fam.groups["generator"].keys
+  assert max(float(jnp.max(jnp.abs(g))) for key in encoder for g in jax.tree.leaves(full[key])) > 1e-4
+  for key in encoder:
+    for a, b in zip(jax.tree.leaves(full[key]), jax.tree.leaves(rec_only[key])):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-7)
+  adversarial = [float(jnp.max(jnp.abs(a - b))) for key in generator
+                 for a, b in zip(jax.tree.leaves(full[key]), jax.tree.leaves(rec_only[key]))]
+  assert max(adversarial) > 1e-4  # the generator also gets the adversarial term
