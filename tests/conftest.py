@@ -1,5 +1,5 @@
 """Test set-up: 4 virtual CPU devices (set before jax is imported), quiet TensorFlow, no persistent
-compilation cache, and compiled programs kept from one test file to the next within a memory budget."""
+compilation cache, and each test file's compiled programs released when it ends."""
 import gc
 import os
 
@@ -30,32 +30,16 @@ import pytest  # noqa: E402
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
-# A worker keeps compiled programs from one test file to the next (a Trainer of the same config in a later
-# file compiles nothing again) until its resident memory passes this budget; then everything compiled is
-# released when the file ends. Kept without a bound, a worker reached 8-9 GB by the end of the suite, and
-# two workers plus the fault tests' subprocesses neared the machine's 24 GB.
-MEMORY_BUDGET_BYTES = int(float(os.environ.get("ADEJAX_TEST_MEMORY_BUDGET_GB", "5")) * 2 ** 30)
-
-
-def _resident_bytes() -> int:
-  with open("/proc/self/statm") as f:
-    return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
+  """Each test file's compiled programs are released when the file ends. A worker used to keep every
+  file's executables: 8-9 GB per worker by the end of the suite, and two workers plus the fault tests'
+  subprocesses neared the machine's 24 GB."""
   yield
-  if os.path.exists("/proc/self/statm") and _resident_bytes() < MEMORY_BUDGET_BYTES:
-    return
   from adejax import train
   train.clear_compiled_cache()
   jax.clear_caches()
   gc.collect()
-  try:  # hand the freed memory back to the system (glibc keeps it otherwise)
-    import ctypes
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-  except (OSError, AttributeError):
-    pass
 
 
 @pytest.fixture
