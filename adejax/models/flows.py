@@ -48,7 +48,6 @@ def preprocess_bijector(name: str, alpha: float = 0.05) -> distrax.Bijector:
   return PREPROCESSORS[name](alpha)
 
 
-# ----------------------------------------------------------------------------- volume-preserving parts
 def saturated_fraction(y: jax.Array, preprocess: str, alpha: float) -> jax.Array:
   """Fraction of generated pixels in the flat tails of the inverse preprocessing: where its slope
   sigmoid'(s) is below 1% of its peak, so (almost) no gradient reaches the generator through them.
@@ -59,6 +58,7 @@ def saturated_fraction(y: jax.Array, preprocess: str, alpha: float) -> jax.Array
   return jnp.mean((p * (1.0 - p) < 0.01 * 0.25).astype(jnp.float32))
 
 
+# ----------------------------------------------------------------------------- volume-preserving parts
 def squeeze(x: jax.Array) -> jax.Array:
   b, h, w, c = x.shape
   if h % 2 or w % 2:
