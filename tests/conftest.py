@@ -3,14 +3,18 @@ compilation cache, and each test file's compiled programs released when it ends.
 import gc
 import os
 
-# Tests compile many small programs and run each a few times: XLA:CPU's backend optimisations cost more
-# than they save there (one tiny AV-ADE step: 132 s to compile and run at the default, 42 s without them).
-# Steps run up to 7x slower, so a test whose time is in running steps starts a process without these
-# (test_critic.py). (XLA:CPU's older loop emitters, --xla_cpu_use_fusion_emitters=false, compiled
-# another 25% faster, but a test worker crashed with SIGSEGV running a GAN step compiled with them.)
+# Tests compile many small programs and run each a few times, so XLA:CPU's compile time dominates. Its
+# backend optimisations off (one tiny AV-ADE step: 132 s to compile and run at the default, 42 s without
+# them), and its older loop emitters instead of the fusion emitters (the same step's backend compilation
+# 22 s -> 9 s on one core; the whole suite 30:47 -> about 19:30 on the 2 cores). Steps run up to 7x
+# slower, so a test whose time is in running steps starts a process without these (test_critic.py).
+# (A test worker once crashed with SIGSEGV in a GAN step compiled with the loop emitters, on 2026-12-05,
+# while other changes were in flight; it did not recur in the full runs since. If it does, drop
+# `--xla_cpu_use_fusion_emitters=false` here: the suite is slower by a third, not wrong.)
 # Subprocesses the tests start (CLI runs, notebook kernels, multi-process workers) read this too.
 os.environ.setdefault("ADEJAX_TEST_XLA_FLAGS",
-                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+                      " --xla_cpu_use_fusion_emitters=false")
 os.environ["XLA_FLAGS"] = " ".join(filter(None, (
     os.environ.get("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),
     os.environ["ADEJAX_TEST_XLA_FLAGS"])))
