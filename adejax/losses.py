@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from adejax.models import gaussian
+from adejax.models import contract, gaussian
 from adejax.models.discriminators import discriminator_input
 from adejax.models.flows import saturated_fraction
 
@@ -213,7 +213,7 @@ def heldout_nll(params, batch_stats, y, rng, *, model, iwae_samples: int = 0, la
   """Per-example upper bounds on -log p(y) in eval mode: the ELBO bound and, for K > 0, IWAE-K
   (of -log p(y | label) for a class-conditional model)."""
   variables = _variables(params, batch_stats)
-  out = model.apply(variables, y, rng, train=False, labels=labels)
+  out = contract.check_terms(model.apply(variables, y, rng, train=False, labels=labels), model)
   elbo_nll, terms = coverage_loss(out)
   result = {"elbo": elbo_nll, **terms, "flow_logdet": out["flow_logdet"]}
   if iwae_samples:

@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from adejax import checkpointing, config_lib, faults, families, input_pipeline, losses, reporting
 from adejax.evaluation import latents
-from adejax.models import layers
+from adejax.models import contract, layers
 
 
 @flax.struct.dataclass
@@ -129,6 +129,11 @@ class Trainer:
   def _build(self, config: ml_collections.ConfigDict, devices):
     self.family = families.make(config, self.image_shape)
     self.model = self.family.model
+    if not isinstance(self.model, contract.GenerativeModel):
+      missing = [m for m in ("generate", "reconstruct", "interpolate") if not hasattr(self.model, m)]
+      raise TypeError(f"{self.family.label or type(self.family).__name__}: its model "
+                      f"{type(self.model).__name__} lacks {missing} (adejax/models/contract.py; a method "
+                      "the family cannot support raises NotImplementedError)")
     self.ema_decay = float(config.train.ema_decay)
     self.num_classes = int(config.model.num_classes)
     self.mesh = Mesh(devices, ("data",))

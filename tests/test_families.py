@@ -1,7 +1,9 @@
 """The family contract (families/base.py): a family written and registered inside this test module, and
 touching no other file, gets a config section with validation, trains, evaluates, samples and runs as a
 sweep member whose row the results tables hold."""
+import copy
 import os
+import sys
 
 import flax.linen as nn
 import jax
@@ -10,9 +12,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from adejax import config_lib, families, input_pipeline, losses, main, results, sweep
+from adejax import config_lib, families, input_pipeline, losses, main, results, sweep, train
 from adejax.experiment import Member
 from adejax.families import base
+from adejax.models import contract, hybrids
 
 
 class ToyModel(nn.Module):
@@ -123,3 +126,94 @@ def test_a_family_of_this_file_trains_evaluates_samples_and_sweeps(toy_registere
   (row,) = results.collect([Member("toy", c)], str(tmp_path))
   assert row["mode"] == "toy" and row["bpd_elbo"] == metrics["bpd_elbo"]
   assert os.path.exists(tmp_path / "results.md")
+
+
+def contract_configs():
+  """The plainest :tiny row of each distinct family and mode (tools/config_digest.py), and every hybrid
+  model (they share one row there)."""
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+  import config_digest
+
+  out = {}
+  for key, (name, variant) in sorted(config_digest.distinct_rows().items()):
+    c = config_digest.load(name, ",".join(filter(None, [variant, "tiny"])))
+    if c.model.family != "hybrid":
+      out["/".join(key)] = c
+      continue
+    for model in hybrids.MODELS:
+      h = copy.deepcopy(c)
+      h.hybrid.model = model
+      config_lib.validate(h)
+      out[f"hybrid/{model}"] = h
+  return out
+
+
+def test_every_familys_model_keeps_the_contract():
+  """adejax/models/contract.py for every family and mode, traced with jax.eval_shape (nothing compiled):
+  the likelihood pass returns TERMS (and maybe terms its own family reads) with per-example terms of
+  shape (B,), and `generate`,
+  `reconstruct` and `interpolate` give images of the documented shapes when called as `train.Trainer`
+  calls them."""
+  configs = contract_configs()
+  assert len(configs) >= 17, sorted(configs)  # 5 ADE modes, 4 papers/003 rows, 7 hybrids, Flow-GAN
+  b, n, steps = 2, 3, 4
+  extras = {}
+  for name, c in configs.items():
+    shape = (c.data.image_size, c.data.image_size, input_pipeline.channels(c.data.dataset))
+    fam = families.make(c, shape)
+    assert isinstance(fam.model, contract.GenerativeModel), name
+    params, batch_stats, _ = jax.eval_shape(fam.init, jax.random.key(0))
+    variables = {"params": params, "batch_stats": batch_stats}
+    y = jax.ShapeDtypeStruct((b,) + shape, jnp.float32)
+    labels = jnp.zeros((b,), jnp.int32) if c.model.num_classes else None
+    rng = jax.random.key(1)
+
+    def call(method, *args, **kw):  # arrays traced, Python numbers static
+      traced = [i for i, a in enumerate(args) if isinstance(a, (jax.ShapeDtypeStruct, jax.Array))]
+
+      def apply(v, *arrays):
+        full = list(args)
+        for i, a in zip(traced, arrays):
+          full[i] = a
+        return fam.model.apply(v, *full, method=method, **kw)
+      return jax.eval_shape(apply, variables, *[args[i] for i in traced])
+
+    out = call("__call__", y, rng, train=False, labels=labels)
+    assert set(contract.TERMS) <= set(out), (name, sorted(out))
+    for k in set(out) - set(contract.TERMS):
+      extras.setdefault(k, []).append(name)
+    for k in contract.PER_EXAMPLE:
+      assert out[k].shape == (b,), (name, k, out[k].shape)
+    assert out["features"].shape == out["mean"].shape and out["mean"].shape[0] == b, name
+    np.broadcast_shapes(out["log_sigma"].shape, out["mean"].shape)  # broadcastable to the mean
+    gen_labels = None if labels is None else jnp.zeros((n,), jnp.int32)
+    assert call("generate", rng, n, 1.0, labels=gen_labels).shape == (n,) + shape, name
+    assert call("reconstruct", y, rng, labels).shape == (b,) + shape, name
+    assert call("interpolate", y, y, steps, labels).shape == (b, steps) + shape, name
+  print("terms of the families' own:", extras)
+
+
+def test_a_model_without_the_contracts_methods_is_refused_and_missing_terms_are_named():
+  class NoSampler(nn.Module):
+    @nn.compact
+    def __call__(self, y, rng=None, train=True, labels=None):
+      return {"features": y, "mean": y}
+
+  class BareFamily(ToyFamily):
+    def __init__(self, config, image_shape):
+      super().__init__(config, image_shape)
+      self.model = NoSampler()
+
+  assert isinstance(ToyModel((4, 4, 1), 0.0), contract.GenerativeModel)
+  assert not isinstance(NoSampler(), contract.GenerativeModel)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(sys.modules[__name__], "BareFamily", BareFamily, raising=False)
+    mp.setitem(families.REGISTRY, "toy", (__name__, "BareFamily"))
+    c = config_lib.base_config()
+    c.model.family = "toy"
+    config_lib.make_tiny(c, num_steps=2)
+    with pytest.raises(TypeError, match=r"lacks \['generate', 'reconstruct', 'interpolate'\]"):
+      train.Trainer(c, (16, 16, 1), devices=jax.devices()[:1])
+  y = jnp.zeros((2, 4, 4, 1))
+  with pytest.raises(KeyError, match=r"NoSampler's likelihood pass .* lacks \['log_sigma', 'kl'"):
+    losses.heldout_nll({}, {}, y, jax.random.key(0), model=NoSampler())

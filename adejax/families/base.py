@@ -3,9 +3,9 @@
 A family owns its modules, its losses, its parameter groups (each updated by its own optimiser) and its
 update schedule. `train.py` builds the state from `Family.init`, gives each group's optimiser its state,
 jit-compiles one step that calls `Family.train_step`, and knows nothing else of the family. Every
-likelihood model of every family returns the same per-example terms from `model(y, rng, train, labels)`
-(features, mean, log_sigma, kl, log_p, log_q, logdet, flow_logdet: `losses.coverage_loss`), so held-out
-bounds, sampling (`model.generate`), reconstructions and interpolations are evaluated one way for all.
+family's `model` keeps one interface (`adejax/models/contract.py`: the likelihood pass's terms,
+`generate`, `reconstruct`, `interpolate`), so held-out bounds, samples, reconstructions and interpolations
+are evaluated one way for all.
 """
 from __future__ import annotations
 
@@ -131,9 +131,9 @@ class Family:
   `init` and `train_step`. Optional capabilities, each with a default that says it is not supported:
   `gradient_norms` (instruments), `batch_stats_of` (batch norm), `latent_diagnostics` (latent-use
   metrics; `has_encoder`), `figures` (extra evaluation figures), `step_parts` (the benchmark's
-  breakdown). Sampling, reconstruction, interpolation and the held-out bound are methods of `model`
-  (`generate`, `reconstruct`, `interpolate`, and `model(y, rng, train, labels)` returning the terms of
-  `losses.coverage_loss`); a family whose model lacks one says so when it is asked.
+  breakdown). Sampling, reconstruction, interpolation and the held-out bound are methods of `model`, a
+  `models.contract.GenerativeModel` (the Trainer refuses a model without them; a method the family
+  cannot support raises NotImplementedError when it is called).
   """
   model: nn.Module
   groups: dict[str, Group]
