@@ -13,6 +13,9 @@ initialisation and the sum of |p_3 - p_0|). A refactoring that must not change b
 file identical. `tests/test_configs.py` checks the configs against the committed
 `tests/data/config_digest.json` (written by `--out=tests/data/config_digest.json`, without --params), and
 the distinct rows' parameters against `tests/data/params_digest.json`.
+`tests/data/params_digest_every_row.json` holds every row's parameter digest (`--every_row`, about 20
+minutes on one core with the tests' XLA flags, under which it was written): too slow for the suite, it is
+the reference a refactoring's `--every_row` run's `params` are compared with.
 """
 from __future__ import annotations
 
