@@ -10,7 +10,8 @@ The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's
   --scale=small   the same structure at a budget a 2-core CPU runs (offline Fashion-MNIST)
   --scale=tiny    seconds per member (tests)
   --print_commands  one launch line per member (for a cluster scheduler), then a --collect_only line
-  --jobs=N        N members at once on a CPU host, each in its own process on its share of the cores
+  --jobs=N        N members at once, each in its own process on its share of the CPU cores and, on an
+                  accelerator host, of each device's memory
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class Stopped(Exception):
 
 
 JOB_CPUS_ENV = "ADEJAX_SWEEP_JOB_CPUS"  # set by --jobs in each member's process: the CPUs it runs on
+JOBS_ENV = "ADEJAX_SWEEP_JOBS"  # ... and how many members share the host
+MEM_FRACTION_ENV = "XLA_PYTHON_CLIENT_MEM_FRACTION"  # JAX's share of each accelerator's memory (default 0.75)
+ACCELERATOR_MEMORY = 0.8  # what --jobs members share of each accelerator's memory, split evenly
 
 
 def cpu_slices(jobs: int) -> list[list[int]]:
@@ -58,19 +62,29 @@ def cpu_slices(jobs: int) -> list[list[int]]:
   return [[int(c) for c in part] for part in np.array_split(cpus, jobs)]
 
 
+def member_env(cpus: list[int], jobs: int, environ=None) -> dict:
+  """The environment of one --jobs member's process: its slice of the CPUs, and on an accelerator host
+  its even share of each device's memory (JAX preallocates that fraction when its backend starts; small
+  models use a few per cent of a GPU, so N members pack onto one). A fraction the user set wins."""
+  environ = dict(os.environ if environ is None else environ)
+  env = {**environ, JOB_CPUS_ENV: ",".join(map(str, cpus)), JOBS_ENV: str(jobs)}
+  if MEM_FRACTION_ENV not in environ:
+    env[MEM_FRACTION_ENV] = f"{ACCELERATOR_MEMORY / jobs:.4f}"
+  return env
+
+
 def pin_to_job_cpus() -> None:
   """In a member's process started by --jobs: keep to its slice of the CPUs (XLA:CPU sizes its thread
-  pool from them when its backend starts), and refuse accelerators, which side-by-side members would
-  share."""
+  pool from them when its backend starts); on an accelerator, say which share of its memory it has."""
   cpus = [int(c) for c in os.environ[JOB_CPUS_ENV].split(",")]
   if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, cpus)
     cpus = sorted(os.sched_getaffinity(0))  # what the process now runs on
-  if jax.default_backend() != "cpu":
-    raise config_lib.ConfigError(
-        f"--jobs > 1 runs members side by side on this host's CPUs, but here they would share its "
-        f"{jax.default_backend()} devices: run one member per device instead (--print_commands).")
   logging.info("Member process on CPUs %s (--jobs).", cpus)
+  if jax.default_backend() != "cpu":
+    logging.info("Sharing %d %s device(s) with the other members of --jobs=%s: %s of each device's "
+                 "memory (%s).", jax.device_count(), jax.default_backend(), os.environ.get(JOBS_ENV, "?"),
+                 os.environ.get(MEM_FRACTION_ENV, "JAX's default"), MEM_FRACTION_ENV)
 
 
 def prerequisites(member: Member, members: list[Member], workdir: str) -> list[str]:
@@ -92,7 +106,8 @@ def next_ready(pending: list[Member], members: list[Member], workdir: str):
 
 def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int) -> list[str]:
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
-  CPUs, with its output in workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
+  CPUs and with its share of each accelerator's memory (`member_env`), with its output in
+  workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
   2-core host two members at once finish sooner than one after the other (README, "The paper's
   experiments"). Returns the names of the members that failed. On Ctrl-C or SIGTERM the running
   members save a checkpoint of their step and stop (SIGTERM then raises `Stopped`), and the same
@@ -116,7 +131,7 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
           log = open(path, "w")
           command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
                      f"--workdir={workdir}", f"--scale={scale}", f"--only={m.name}"]
-          env = {**os.environ, JOB_CPUS_ENV: ",".join(map(str, slices[slot]))}
+          env = member_env(slices[slot], jobs)
           proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
           running[slot] = (m.name, proc, log, path, time.time())
           logging.info("%s: started on CPUs %s, output in %s.", m.name, slices[slot], path)
@@ -219,7 +234,7 @@ if __name__ == "__main__":
   flags.DEFINE_list("only", [], "Run only these members.")
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
   flags.DEFINE_integer("jobs", 1, "Members run at once, each in its own process on its share of this "
-                       "host's CPU cores (CPU hosts; on accelerators use --print_commands).")
+                       "host's CPU cores and of each accelerator's memory.")
   flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
   flags.DEFINE_string("report", "", "Also write REPORT.md (command + table) and REPORT.png (scatter).")
   flags.DEFINE_list("combine", [], "Sweeps' results (workdirs or results CSVs) to put in one --report "

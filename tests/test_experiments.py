@@ -295,3 +295,20 @@ def test_each_family_says_which_configs_have_a_likelihood_and_names_their_mode()
   for name, (config, likelihood, mode) in expected.items():
     family = families.family_class(config)
     assert (family.has_likelihood(config), family.results_mode(config)) == (likelihood, mode), name
+
+
+def test_jobs_members_share_each_accelerators_memory_and_run_on_one(monkeypatch, caplog):
+  """--jobs=N on an accelerator host: each member's process gets 0.8/N of each device's memory (unless
+  the user set the fraction) and runs there, where it used to be refused."""
+  env = sweep.member_env([0], 4, environ={"PATH": "/bin"})
+  assert env[sweep.JOB_CPUS_ENV] == "0" and env[sweep.JOBS_ENV] == "4" and env["PATH"] == "/bin"
+  assert float(env[sweep.MEM_FRACTION_ENV]) == pytest.approx(0.2)
+  assert sweep.member_env([0, 1], 2, environ={sweep.MEM_FRACTION_ENV: "0.3"})[sweep.MEM_FRACTION_ENV] == "0.3"
+  cpus = sorted(os.sched_getaffinity(0))
+  monkeypatch.setenv(sweep.JOB_CPUS_ENV, ",".join(map(str, cpus)))
+  monkeypatch.setenv(sweep.JOBS_ENV, "4")
+  monkeypatch.setenv(sweep.MEM_FRACTION_ENV, "0.2000")
+  monkeypatch.setattr(sweep.jax, "default_backend", lambda: "gpu")
+  with caplog.at_level("INFO"):
+    sweep.pin_to_job_cpus()  # no ConfigError
+  assert "--jobs=4: 0.2000 of each device's memory" in caplog.text
