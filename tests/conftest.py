@@ -2,19 +2,34 @@
 compilation cache, and each test file's compiled programs released when it ends."""
 import gc
 import os
+import subprocess
+import sys
 
 # Tests compile many small programs and run each a few times, so XLA:CPU's compile time dominates. Its
 # backend optimisations off (one tiny AV-ADE step: 132 s to compile and run at the default, 42 s without
 # them), and its older loop emitters instead of the fusion emitters (the same step's backend compilation
-# 22 s -> 9 s on one core; the whole suite 30:47 -> about 19:30 on the 2 cores). Steps run up to 7x
-# slower, so a test whose time is in running steps starts a process without these (test_critic.py).
+# 22 s -> 9 s on one core; the whole suite 30:47 -> 18:33 on the 2 cores). Steps run up to 7x slower, so
+# a test whose time is in running steps starts a process without these (test_critic.py).
 # (A test worker once crashed with SIGSEGV in a GAN step compiled with the loop emitters, on 2026-12-05,
-# while other changes were in flight; it did not recur in the full runs since. If it does, drop
-# `--xla_cpu_use_fusion_emitters=false` here: the suite is slower by a third, not wrong.)
+# while other changes were in flight; it did not recur in three full runs on 2026-12-06. If it does, set
+# ADEJAX_TEST_XLA_FLAGS to the first two flags alone: the suite is slower by a third, not wrong.)
+# Newer jaxlibs (0.12) no longer have the loop emitters and abort at an unknown XLA flag, so that flag
+# is used only where this jaxlib accepts it (one probe process, in the xdist master; workers inherit it).
 # Subprocesses the tests start (CLI runs, notebook kernels, multi-process workers) read this too.
-os.environ.setdefault("ADEJAX_TEST_XLA_FLAGS",
-                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-                      " --xla_cpu_use_fusion_emitters=false")
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+LOOP_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+
+
+def _xla_accepts(flags: str) -> bool:
+  """Whether this jaxlib's XLA starts with `flags` (it aborts a process at a flag it does not know)."""
+  probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True,
+                         env={**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}, timeout=300)
+  return probe.returncode == 0
+
+
+if "ADEJAX_TEST_XLA_FLAGS" not in os.environ:
+  both = f"{FAST_COMPILE} {LOOP_EMITTERS}"
+  os.environ["ADEJAX_TEST_XLA_FLAGS"] = both if _xla_accepts(both) else FAST_COMPILE
 os.environ["XLA_FLAGS"] = " ".join(filter(None, (
     os.environ.get("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),
     os.environ["ADEJAX_TEST_XLA_FLAGS"])))
