@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from adejax import config_lib, families
+from adejax import config_lib, families, reporting
 from adejax.experiment import Member
 
 
@@ -31,6 +31,27 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
                  **{f"paper_{k}": v for k, v in m.paper.items()}})
   write_results(rows, os.path.join(workdir, "results"))
   return rows
+
+
+def restore_reported(members: list[Member], workdir: str, report_csv: str) -> list[str]:
+  """Members finished in a report's rows (`report_csv`, e.g. a committed docs/results/NAME.csv) whose
+  workdir has no done.json (another machine, a deleted workdir): their done.json is written back from
+  the row, so the sweep skips them and collects the same row. A row counts only when its `step` is the
+  member's train.num_steps (a member whose budget changed trains again). Returns their names."""
+  if not os.path.exists(report_csv):
+    return []
+  rows = {r["member"]: r for r in load_results(report_csv)}
+  restored = []
+  for m in members:
+    done, row = os.path.join(workdir, m.name, "done.json"), rows.get(m.name)
+    if os.path.exists(done) or not row or row.get("step") != int(m.config.train.num_steps):
+      continue
+    metrics = {k: v for k, v in row.items() if k not in ("member", "mode", "group", "source")
+               and not k.startswith("paper_")}
+    os.makedirs(os.path.dirname(done), exist_ok=True)
+    reporting.write_json(done, {**metrics, "restored_from": report_csv})
+    restored.append(m.name)
+  return restored
 
 
 RESULT_KEYS = ["member", "mode", "source", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",

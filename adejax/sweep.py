@@ -2,7 +2,8 @@
 
 An experiment file defines `get_experiment(scale) -> list[Member]`: one named config per row of a
 paper table, with the paper's numbers for that row. Each member trains (or resumes) in DIR/<name>,
-is evaluated, and leaves DIR/<name>/done.json; finished members are skipped on the next call.
+is evaluated, and leaves DIR/<name>/done.json; finished members are skipped on the next call (with
+--report=STEM also those whose rows a committed STEM.csv holds, `results.restore_reported`).
 The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's numbers beside ours
 (`adejax.results`).
 
@@ -104,14 +105,16 @@ def next_ready(pending: list[Member], members: list[Member], workdir: str):
   return next((m for m in pending if all(done(p) for p in prerequisites(m, members, workdir))), None)
 
 
-def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int) -> list[str]:
+def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int,
+                 on_finish=lambda name: None) -> list[str]:
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
   CPUs and with its share of each accelerator's memory (`member_env`), with its output in
   workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
   2-core host two members at once finish sooner than one after the other (README, "The paper's
   experiments"). Returns the names of the members that failed. On Ctrl-C or SIGTERM the running
   members save a checkpoint of their step and stop (SIGTERM then raises `Stopped`), and the same
-  command resumes them. A member that starts from another's checkpoint (`prerequisites`) waits for it."""
+  command resumes them. A member that starts from another's checkpoint (`prerequisites`) waits for it.
+  `on_finish(name)` is called as each member finishes."""
   import signal
   import subprocess
   import time
@@ -153,6 +156,7 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
           logging.error("%s failed (exit status %d): see %s.", name, proc.returncode, path)
         else:
           logging.info("%s: finished in %.0f s.", name, time.time() - began)
+          on_finish(name)
   finally:
     signal.signal(signal.SIGTERM, previous)
     for _, proc, log, _, _ in running.values():
@@ -210,13 +214,22 @@ def main(argv):
       for m in chosen:
         run_member(m, os.path.join(FLAGS.workdir, m.name))
       return
-    failed = []
+    failed, report = [], lambda name=None: None
+    if FLAGS.report:
+      # Members whose rows a committed report already holds are not run again (another machine, a
+      # deleted workdir), and the report is rewritten as each member finishes: commit it as you go.
+      restored = results.restore_reported(members, FLAGS.workdir, FLAGS.report + ".csv")
+      if restored:
+        logging.info("Finished in %s.csv, not run again: %s.", FLAGS.report, ", ".join(restored))
+      report = lambda name=None: results.write_report(results.collect(members, FLAGS.workdir), FLAGS.report,
+                                                      command)
     if not FLAGS.collect_only:
       if FLAGS.jobs != 1:  # (cpu_slices refuses 0 and more jobs than CPUs)
-        failed = run_parallel(chosen, FLAGS.experiment, FLAGS.workdir, FLAGS.scale, FLAGS.jobs)
+        failed = run_parallel(chosen, FLAGS.experiment, FLAGS.workdir, FLAGS.scale, FLAGS.jobs, report)
       else:
         for m in chosen:
           run_member(m, os.path.join(FLAGS.workdir, m.name))
+          report()
     rows = results.collect(members, FLAGS.workdir)
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
     if FLAGS.report:
@@ -236,7 +249,9 @@ if __name__ == "__main__":
   flags.DEFINE_integer("jobs", 1, "Members run at once, each in its own process on its share of this "
                        "host's CPU cores and of each accelerator's memory.")
   flags.DEFINE_bool("collect_only", False, "Only collect finished members into results.md/csv.")
-  flags.DEFINE_string("report", "", "Also write REPORT.md (command + table) and REPORT.png (scatter).")
+  flags.DEFINE_string("report", "", "Also write REPORT.md (command + table), REPORT.csv and REPORT.png "
+                      "(scatter), rewritten as each member finishes; members whose rows REPORT.csv holds at "
+                      "their budget are restored from it, not run again.")
   flags.DEFINE_list("combine", [], "Sweeps' results (workdirs or results CSVs) to put in one --report "
                     "table and plot, instead of running an experiment.")
   from adejax import cli

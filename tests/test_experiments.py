@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adejax import config_lib, experiment, results, sweep, train
+from adejax import config_lib, experiment, reporting, results, sweep, train
 from configs import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -312,3 +312,53 @@ def test_jobs_members_share_each_accelerators_memory_and_run_on_one(monkeypatch,
   with caplog.at_level("INFO"):
     sweep.pin_to_job_cpus()  # no ConfigError
   assert "--jobs=4: 0.2000 of each device's memory" in caplog.text
+
+
+def test_a_sweep_restores_members_finished_in_its_committed_report_and_rewrites_it(tmp_path, monkeypatch):
+  """--report=STEM: members whose rows STEM.csv holds at their budget are not run again when their
+  workdir is gone (another machine), their rows come back unchanged, and the report is rewritten; a row
+  at another budget does not count. (A member run again here would fail: its data folder is missing.)"""
+  experiment_file = _experiment_file(tmp_path, "three.py", f"""
+def get_experiment(scale):
+  members = []
+  for name in ("kept", "elsewhere", "old_budget"):
+    c = default.get_config("tiny")
+    c.mode, c.data.idx_dir = "vae", {str(tmp_path / "missing")!r}
+    members.append(experiment.Member(name, c, {{"bpd": 4.0}}))
+  return members
+""")
+  members = experiment.load_experiment(str(experiment_file), "tiny")
+  steps = int(members[0].config.train.num_steps)
+  first, second, stem = tmp_path / "first", tmp_path / "second", str(tmp_path / "report" / "three")
+  for name, step in (("kept", steps), ("elsewhere", steps), ("old_budget", steps + 1)):
+    reporting.write_json(str(first / name / "done.json"), {"bpd_elbo": 4.5, "fid_domain": 70.0, "step": step})
+  committed = results.collect(members, str(first))
+  results.write_report(committed, stem, "python -m adejax.sweep ...")
+  reporting.write_json(str(second / "kept" / "done.json"), {"bpd_elbo": 4.25, "step": steps})
+  assert results.restore_reported(members, str(second / "dry"), stem + ".csv") == ["kept", "elsewhere"]
+  out = subprocess.run([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment_file}",
+                        f"--workdir={second}", "--scale=tiny", f"--report={stem}", "--only=kept,elsewhere"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "not run again: elsewhere" in out.stderr
+  rows = {r["member"]: r for r in results.load_results(stem + ".csv")}
+  assert rows["kept"]["bpd_elbo"] == 4.25  # its own workdir's result wins over the report's
+  assert rows["elsewhere"]["bpd_elbo"] == 4.5 and rows["elsewhere"]["fid_domain"] == 70.0
+  assert rows["elsewhere"]["paper_bpd"] == 4.0 and "step" not in rows["old_budget"]
+
+  class Exited:  # a member's process that finished at once
+    returncode = 0
+
+    def __init__(self, *args, **kwargs):
+      pass
+
+    def poll(self):
+      return 0
+
+  monkeypatch.setattr(subprocess, "Popen", Exited)
+  for name in ("kept", "elsewhere"):
+    os.remove(second / name / "done.json")  # to be run again
+  finished = []  # --jobs calls back as each member finishes (the sweep rewrites its report there)
+  if len(os.sched_getaffinity(0)) >= 2:
+    assert sweep.run_parallel(members[:2], str(experiment_file), str(second), "tiny", 2, finished.append) == []
+    assert sorted(finished) == ["elsewhere", "kept"]
