@@ -97,7 +97,7 @@ def prepared_tfds_dir(tmp_path_factory):
 
 
 # The longest test files, started first: with one test file per worker, a long file scheduled last runs
-# alone on one core while the other idles (the kill/resume test alone takes about 4 minutes).
+# alone on one core while the other idles (the kill/resume test alone takes about 3.5 minutes).
 LONGEST_FIRST = ("faults/test_kill_resume.py", "test_critic.py", "faults/test_recovery.py")
 
 
