@@ -13,7 +13,7 @@ initialisation and the sum of |p_3 - p_0|). A refactoring that must not change b
 file identical. `tests/test_configs.py` checks the configs against the committed
 `tests/data/config_digest.json` (written by `--out=tests/data/config_digest.json`, without --params), and
 the distinct rows' parameters against `tests/data/params_digest.json`.
-`tests/data/params_digest_every_row.json` holds every row's parameter digest (`--every_row`, about 20
+`tests/data/params_digest_every_row.json` holds every row's parameter digest (`--every_row`, about 15
 minutes on one core with the tests' XLA flags, under which it was written): too slow for the suite, it is
 the reference a refactoring's `--every_row` run's `params` are compared with.
 """
@@ -132,7 +132,7 @@ def main():
   p.add_argument("--out", help="write the digest here")
   p.add_argument("--params", action="store_true", help="also train the tiny config of each distinct family "
                  "and mode 3 steps (`distinct_rows`; minutes)")
-  p.add_argument("--every_row", action="store_true", help="with --params: every row (about an hour)")
+  p.add_argument("--every_row", action="store_true", help="with --params: every row (about an hour at XLA:CPU's defaults, 15 minutes with the tests' flags)")
   p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="print the differences of two digests")
   args = p.parse_args()
   if args.compare:
