@@ -132,7 +132,7 @@ def main():
   p.add_argument("--out", help="write the digest here")
   p.add_argument("--params", action="store_true", help="also train the tiny config of each distinct family "
                  "and mode 3 steps (`distinct_rows`; minutes)")
-  p.add_argument("--every_row", action="store_true", help="with --params: every row (about an hour at XLA:CPU's defaults, 15 minutes with the tests' flags)")
+  p.add_argument("--every_row", action="store_true", help="with --params: every row (15 minutes of one core with the tests' XLA flags, more at the defaults)")
   p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="print the differences of two digests")
   args = p.parse_args()
   if args.compare:
