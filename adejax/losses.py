@@ -198,7 +198,8 @@ def discriminator_accuracy(real_logits: jax.Array, fake_logits: jax.Array) -> ja
 def discriminator_objective(disc_params, real, fake, rng, *, disc, gp_weight, gp_form="two-sided",
                             labels=None):
   """Cross-entropy real vs generated + gp_weight * gradient penalty (appendix B.3). Images in [-1,1]
-  (`discriminators.discriminator_input`); a class-conditional discriminator sees both sets with the same `labels`."""
+  (`discriminators.discriminator_input`); a class-conditional discriminator sees both sets with the same
+  `labels`."""
   logit_fn = lambda x: disc.apply({"params": disc_params}, x, labels)
   real_logits, fake_logits = logit_fn(real), logit_fn(fake)
   ce = discriminator_loss(real_logits, fake_logits)

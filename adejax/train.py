@@ -129,11 +129,7 @@ class Trainer:
   def _build(self, config: ml_collections.ConfigDict, devices):
     self.family = families.make(config, self.image_shape)
     self.model = self.family.model
-    if not isinstance(self.model, contract.GenerativeModel):
-      missing = [m for m in ("generate", "reconstruct", "interpolate") if not hasattr(self.model, m)]
-      raise TypeError(f"{self.family.label or type(self.family).__name__}: its model "
-                      f"{type(self.model).__name__} lacks {missing} (adejax/models/contract.py; a method "
-                      "the family cannot support raises NotImplementedError)")
+    contract.check_model(self.model, self.family.label or type(self.family).__name__)
     self.ema_decay = float(config.train.ema_decay)
     self.num_classes = int(config.model.num_classes)
     self.mesh = Mesh(devices, ("data",))

@@ -85,7 +85,8 @@ class FlowGANFamily(base.Family):
     out = self.model.apply({"params": params}, y)
     per_example, terms = losses.coverage_loss(out)
     fake = self.model.apply({"params": params}, rng, y.shape[0], method="generate")
-    quality = losses.quality_loss(self.disc.apply({"params": disc_params}, discriminators.discriminator_input(fake)))
+    quality = losses.quality_loss(
+        self.disc.apply({"params": disc_params}, discriminators.discriminator_input(fake)))
     loss = self.likelihood_weight * jnp.mean(per_example) + self.adv_weight * quality
     return loss, {**losses.coverage_metrics(out, per_example, terms), "quality_loss": quality}
 
@@ -100,8 +101,9 @@ class FlowGANFamily(base.Family):
       prior_rng, gp_rng = jax.random.split(jax.random.fold_in(disc_rng, i))
       fake = constrain(self.model.apply({"params": state.params}, prior_rng, y.shape[0], method="generate"))
       (d_loss, metrics), d_grads = jax.value_and_grad(losses.discriminator_objective, has_aux=True)(
-          state.disc_params, discriminators.discriminator_input(y), discriminators.discriminator_input(jax.lax.stop_gradient(fake)),
-          gp_rng, disc=self.disc, gp_weight=self.gp_weight, gp_form=self.gp_form)
+          state.disc_params, discriminators.discriminator_input(y),
+          discriminators.discriminator_input(jax.lax.stop_gradient(fake)), gp_rng, disc=self.disc,
+          gp_weight=self.gp_weight, gp_form=self.gp_form)
       state, _ = base.update_group(state, self.groups, "disc", d_grads, d_loss)
     (g_loss, g_metrics), grads = jax.value_and_grad(self.generator_objective, has_aux=True)(
         state.params, state.disc_params, y, gen_rng)

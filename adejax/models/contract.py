@@ -46,6 +46,17 @@ def check_terms(out: Mapping[str, Any], model: Any = None) -> Mapping[str, Any]:
   return out
 
 
+METHODS = ("generate", "reconstruct", "interpolate")
+
+
+def check_model(model: Any, owner: str) -> None:
+  """A TypeError naming the methods of the contract that `owner`'s model lacks, if any."""
+  missing = [m for m in METHODS if not hasattr(model, m)]
+  if missing:
+    raise TypeError(f"{owner}: its model {type(model).__name__} lacks {missing} (adejax/models/contract.py; "
+                    "a method the family cannot support raises NotImplementedError)")
+
+
 @runtime_checkable
 class GenerativeModel(Protocol):
   """What `train.Trainer` calls on `Family.model` (module docstring). `isinstance(m, GenerativeModel)`
