@@ -3,7 +3,8 @@ experiment file. Experiment files (experiments/*.py) define `get_experiment(scal
 `adejax.sweep` runs them.
 
 `apply_scale` shrinks a paper config to a budget ("small": a 2-core CPU on the offline
-Fashion-MNIST; "tiny": seconds, for tests), keeping its structure; `generator_param_count` counts a
+Fashion-MNIST in minutes; "medium": the same networks trained for thousands of steps, the budget each
+experiment sets from its learning curves; "tiny": seconds, for tests), keeping its structure; `generator_param_count` counts a
 config's generator parameters from shapes only (the results' `generator_params` column, and the width
 matching of experiments/ablation.py).
 """
@@ -18,7 +19,11 @@ import ml_collections
 
 from adejax import config_lib, families, input_pipeline, reporting
 
-SCALES = ("full", "small", "tiny")
+SCALES = ("full", "medium", "small", "tiny")
+# "medium": the phase switch points (f_psi's start, the adversarial start, papers/003's phases) are those
+# of a run of this many steps, whatever budget the experiment then trains for, so that a medium run
+# evaluated every 1000 steps is one learning curve of the same model (`adejax.sweep --curve_every`).
+MEDIUM_SCHEDULE_STEPS = 2000
 
 
 @dataclasses.dataclass
@@ -55,6 +60,10 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   c.train.log_every, c.train.image_every = 50, 300
   c.eval.every, c.eval.num_examples, c.eval.num_fid_samples = 600, 2000, 2000
   c.ckpt.every = 200
+  if scale == "medium":
+    c.train.num_steps = MEDIUM_SCHEDULE_STEPS  # the experiment sets its budget after the shrink below
+    c.train.image_every = c.eval.every = 1000
+    c.ckpt.every = 500
   m = c.eval.marginal_kl  # papers/004's estimators at a 2-core budget (minutes, not GPU-hours)
   m.num_posteriors, m.num_samples, m.monte_carlo_samples = 10_000, 10_000, 2000
   m.classifier_layers, m.classifier_hidden, m.classifier_lr, m.classifier_steps = 2, 256, 1e-3, 2000

@@ -1,8 +1,9 @@
 """The results of a sweep: one row per member (its done.json metrics, the family's mode column, the
 paper's numbers beside ours), written as results.csv / results.md, combined across sweeps, summarised
 over seed groups (mean ± std), and reported (`write_report`: a markdown table, a scatter plot and a
-discussion kept across regenerations). `adejax.sweep` writes them; notebooks read them back
-(`load_results`)."""
+discussion kept across regenerations); and learning curves, one row per member and evaluated step
+(`write_curve_report`, with the step from which each curve is flat). `adejax.sweep` writes them;
+notebooks read them back (`load_results`)."""
 from __future__ import annotations
 
 import csv
@@ -61,16 +62,24 @@ RESULT_KEYS = ["member", "mode", "source", "bpd_elbo", "bpd_iwae", "fid_domain",
                "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
 
 
+def write_rows(rows: list[dict], path: str, keys: list[str] | None = None) -> str:
+  """rows as a CSV that `load_results` reads back: columns `keys` (default: every key, in order of
+  first appearance), written to a temporary file and renamed (a reader never sees half a file)."""
+  keys = keys if keys is not None else list(dict.fromkeys(k for r in rows for k in r))
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path + ".tmp", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+  os.replace(path + ".tmp", path)
+  return path
+
+
 def write_results(rows: list[dict], stem: str) -> str:
   """stem.csv (every row, for `load_results`) and stem.md (the table, with a mean ± std summary per
   seed group); returns the table's text."""
   keys = [k for k in RESULT_KEYS if any(k in r for r in rows)]
-  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-  with open(stem + ".csv", "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=["group"] * any("group" in r for r in rows) + keys,
-                       extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
+  write_rows(rows, stem + ".csv", ["group"] * any("group" in r for r in rows) + keys)
   text = markdown_table(rows, keys)
   summary = group_summary(rows, keys)
   if summary:
@@ -196,6 +205,100 @@ def write_report(rows: list[dict], stem: str, command: str) -> str:
   plot = scatter_plot(rows, stem + ".png")
   body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
           f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")
+  with open(stem + ".md", "w") as f:
+    f.write(body)
+  return stem + ".md"
+
+
+# ----------------------------------------------------------------------------- learning curves
+CURVE_KEYS = ["member", "group", "step", "train_seconds", "eval_seconds", "fid_domain", "modes", "modes_kl",
+              "bpd_elbo", "is_domain", "prd_auc_domain", "recon_accuracy_domain", "active_units",
+              "nonfinite_sample_fraction", "modes_real", "modes_kl_real"]
+CURVE_METRICS = {"fid_domain": False, "modes": True}  # metric -> whether higher is better
+FLAT_TOLERANCE = 0.10  # a curve is flat from the first step s at which it is less than 10% better than at s/2
+
+
+def flat_from(curve: dict[int, float], higher_is_better: bool, tolerance: float = FLAT_TOLERANCE):
+  """The first step s of `curve` ({step: value}) that also has s/2, at which the metric is less than
+  `tolerance` (relative) better than at s/2: where the last doubling of training stopped paying.
+  None if no doubling in the curve is that flat (or the curve has no doubling)."""
+  for s in sorted(curve):
+    half = curve.get(s / 2) if s % 2 == 0 else None
+    if half is None or not half:
+      continue
+    gain = (curve[s] - half) if higher_is_better else (half - curve[s])
+    if gain / abs(half) < tolerance:
+      return s
+  return None
+
+
+def curve_rows(members: list[Member], workdir: str, committed: str) -> list[dict]:
+  """Every member's learning-curve rows: from its workdir's curve.csv where it has one (this machine's
+  run), else from the committed report `committed` (a run finished or begun elsewhere)."""
+  kept = load_results(committed) if os.path.exists(committed) else []
+  rows = []
+  for m in members:
+    path = os.path.join(workdir, m.name, "curve.csv")
+    mine = load_results(path) if os.path.exists(path) else [r for r in kept if r.get("member") == m.name]
+    if not families.family_class(m.config).has_likelihood(m.config):  # as `collect`: no ELBO of its own
+      mine = [{k: v for k, v in r.items() if k not in ("bpd_elbo", "bpd_iwae")} for r in mine]
+    rows += [{**r, "member": m.name, **({"group": m.group} if m.group else {})}
+             for r in sorted(mine, key=lambda r: r["step"])]
+  return rows
+
+
+def curve_plot(rows: list[dict], path: str) -> str:
+  """One panel per curve metric (fid_domain; modes on stacked data) against training steps, one line
+  per member."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  panels = [k for k in CURVE_METRICS if any(k in r for r in rows)]
+  fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2), squeeze=False)
+  for ax, key in zip(axes[0], panels):
+    for name in dict.fromkeys(r["member"] for r in rows):
+      points = [(r["step"], r[key]) for r in rows if r["member"] == name and key in r]
+      if points:
+        ax.plot(*zip(*points), marker="o", ms=3, label=name)
+    better = "higher" if CURVE_METRICS[key] else "lower"
+    ax.set(xlabel="training steps", ylabel=f"{key} ({better} = better)", title=key)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def write_curve_report(members: list[Member], workdir: str, stem: str, command: str) -> str:
+  """stem.csv (every member's curve rows, `curve_rows`), stem.png (`curve_plot`) and stem.md (the
+  command, where each curve is flat by `flat_from`, each member's table, and the discussion below the
+  marker kept across regenerations)."""
+  rows = curve_rows(members, workdir, stem + ".csv")
+  discussion = ""
+  if os.path.exists(stem + ".md"):
+    text = open(stem + ".md").read()
+    if DISCUSSION_MARKER in text:
+      discussion = text.split(DISCUSSION_MARKER, 1)[1]
+  keys = [k for k in CURVE_KEYS if any(k in r for r in rows)]
+  write_rows(rows, stem + ".csv", keys)
+  plot = curve_plot(rows, stem + ".png")
+  flat = ["| member | last step | " + " | ".join(f"{k} flat from" for k in CURVE_METRICS) + " |",
+          "|---|---|" + "---|" * len(CURVE_METRICS)]
+  tables = []
+  for name in dict.fromkeys(r["member"] for r in rows):
+    mine = [r for r in rows if r["member"] == name]
+    cells = []
+    for key, higher in CURVE_METRICS.items():
+      s = flat_from({r["step"]: r[key] for r in mine if key in r}, higher)
+      cells.append("-" if not any(key in r for r in mine) else ("not yet" if s is None else str(s)))
+    flat.append(f"| {name} | {mine[-1]['step']} | " + " | ".join(cells) + " |")
+    tables.append(f"### {name}\n\n" + markdown_table(mine, [k for k in keys if k not in ("member", "group")]))
+  body = (f"# {os.path.basename(stem)}\n\nRegenerate (and resume) with:\n\n```bash\n{command}\n```\n\n"
+          f"Flat from: the first step s at which the metric is less than {FLAT_TOLERANCE:.0%} better than at "
+          f"s/2 (`results.flat_from`).\n\n" + "\n".join(flat) + "\n\n"
+          f"![learning curves]({os.path.basename(plot)})\n\n" + "\n".join(tables) + f"\n{DISCUSSION_MARKER}{discussion}")
   with open(stem + ".md", "w") as f:
     f.write(body)
   return stem + ".md"

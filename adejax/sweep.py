@@ -13,6 +13,9 @@ The collected metrics go to DIR/results.md and DIR/results.csv, with the paper's
   --print_commands  one launch line per member (for a cluster scheduler), then a --collect_only line
   --jobs=N        N members at once, each in its own process on its share of the CPU cores and, on an
                   accelerator host, of each device's memory
+  --curve_every=K each member trains in stages of K steps and is evaluated after each: its learning
+                  curve in DIR/<name>/curve.csv, and with --report=STEM all members' curves in STEM.csv,
+                  .md and .png (`results.write_curve_report`); --curve_steps=N trains every member to N
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 
 import jax
 import numpy as np
@@ -29,17 +33,66 @@ from adejax import config_lib, reporting, results
 from adejax.experiment import SCALES, Member, generator_param_count, load_experiment
 
 # ----------------------------------------------------------------------------- running and collecting
-def run_member(member: Member, workdir: str) -> dict:
+def run_member(member: Member, workdir: str, curve_every: int = 0, on_stage=lambda: None) -> dict:
+  """Train and evaluate one member in `workdir` (resuming its checkpoint); its metrics go to done.json.
+  curve_every > 0: in stages, with a learning curve (`train_in_stages`)."""
   from adejax import evaluate, train
 
   done = os.path.join(workdir, "done.json")
   if os.path.exists(done):
     logging.info("%s: finished earlier, skipping.", member.name)
     return json.load(open(done))
-  trained = train.train(member.config, workdir)
-  metrics = evaluate.evaluate_run(member.config, workdir, trained)  # no restore of what it just trained
+  if curve_every:
+    metrics = train_in_stages(member, workdir, curve_every, on_stage)
+  else:
+    trained = train.train(member.config, workdir)
+    metrics = evaluate.evaluate_run(member.config, workdir, trained)  # no restore of what it just trained
   metrics["generator_params"] = generator_param_count(member.config)
   reporting.write_json(done, metrics)
+  return metrics
+
+
+CURVE_FILE = "curve.csv"  # in a member's workdir: one row per evaluated stage (--curve_every)
+
+
+def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: None) -> dict:
+  """Train `member` to its train.num_steps in stages of `every` steps, each resuming the last stage's
+  checkpoint, and evaluate after each (every metric of `evaluate.evaluate_run`): one row per stage, with
+  the training seconds so far, in workdir/curve.csv, and the stage's samples kept as
+  eval/samples_step<N>.png. train.num_steps is a loop-only field (`train.LOOP_ONLY_FIELDS`), so every
+  stage trains the same model with the same schedule: the curve is one run's. Stages already in
+  curve.csv are not repeated (a stopped member resumes). Returns the last stage's metrics."""
+  import shutil
+
+  from adejax import evaluate, train
+
+  path = os.path.join(workdir, CURVE_FILE)
+  rows = results.load_results(path) if os.path.exists(path) else []
+  total = int(member.config.train.num_steps)
+  metrics = {}
+  for stage in [*range(every, total, every), total]:
+    if any(r.get("step") == stage for r in rows):
+      continue
+    config = member.config.copy_and_resolve_references()
+    config.train.num_steps = stage
+    began = time.time()
+    trained = train.train(config, workdir)
+    trained_for = time.time() - began
+    metrics = evaluate.evaluate_run(config, workdir, trained)
+    done_before = [r for r in rows if r["step"] < stage]
+    rows.append({"step": int(metrics["step"]),
+                 "train_seconds": round(trained_for + (done_before[-1]["train_seconds"] if done_before else 0), 1),
+                 "eval_seconds": round(time.time() - began - trained_for, 1),
+                 **{k: v for k, v in metrics.items() if k != "step"}})
+    rows.sort(key=lambda r: r["step"])
+    results.write_rows(rows, path)
+    out = os.path.join(workdir, "eval")
+    shutil.copyfile(os.path.join(out, f"samples_t{evaluate.TEMPERATURES[-1]:.1f}.png"),
+                    os.path.join(out, f"samples_step{stage}.png"))
+    logging.info("%s: curve at step %d (%s).", member.name, stage, path)
+    on_stage()
+  if not metrics:  # every stage was in curve.csv (stopped before done.json was written)
+    metrics = {k: v for k, v in rows[-1].items() if k not in ("train_seconds", "eval_seconds")}
   return metrics
 
 
@@ -106,7 +159,7 @@ def next_ready(pending: list[Member], members: list[Member], workdir: str):
 
 
 def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int,
-                 on_finish=lambda name: None) -> list[str]:
+                 on_finish=lambda name: None, extra_flags=(), on_tick=lambda: None) -> list[str]:
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
   CPUs and with its share of each accelerator's memory (`member_env`), with its output in
   workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
@@ -114,15 +167,15 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
   experiments"). Returns the names of the members that failed. On Ctrl-C or SIGTERM the running
   members save a checkpoint of their step and stop (SIGTERM then raises `Stopped`), and the same
   command resumes them. A member that starts from another's checkpoint (`prerequisites`) waits for it.
-  `on_finish(name)` is called as each member finishes."""
+  `on_finish(name)` is called as each member finishes, `on_tick()` about every 30 s (learning curves'
+  reports); `extra_flags` are passed on to each member's command line."""
   import signal
   import subprocess
-  import time
 
   slices, logs = cpu_slices(jobs), os.path.join(workdir, "logs")
   os.makedirs(logs, exist_ok=True)
   pending = [m for m in members if not os.path.exists(os.path.join(workdir, m.name, "done.json"))]
-  running, failed, start, stop = {}, [], time.time(), []
+  running, failed, start, stop, ticked = {}, [], time.time(), [], time.time()
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
   try:
     while (pending or running) and not stop:
@@ -133,7 +186,7 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
           path = os.path.join(logs, f"{m.name}.log")
           log = open(path, "w")
           command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
-                     f"--workdir={workdir}", f"--scale={scale}", f"--only={m.name}"]
+                     f"--workdir={workdir}", f"--scale={scale}", f"--only={m.name}", *extra_flags]
           env = member_env(slices[slot], jobs)
           proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
           running[slot] = (m.name, proc, log, path, time.time())
@@ -146,6 +199,9 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
         pending = []
         break
       time.sleep(0.5)
+      if time.time() - ticked > 30:
+        on_tick()
+        ticked = time.time()
       for slot, (name, proc, log, path, began) in list(running.items()):
         if proc.poll() is None:
           continue
@@ -172,6 +228,20 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
 
 
 FLAGS = flags.FLAGS
+
+
+def _when_changed(report, members: list[Member], workdir: str):
+  """`report()`, called only when a member's curve.csv changed since the last call."""
+  seen = {}
+
+  def tick():
+    paths = [os.path.join(workdir, m.name, CURVE_FILE) for m in members]
+    now = {p: os.path.getmtime(p) for p in paths if os.path.exists(p)}
+    if now != seen:
+      seen.clear()
+      seen.update(now)
+      report()
+  return tick
 
 
 @contextlib.contextmanager
@@ -209,32 +279,45 @@ def main(argv):
       base = f"python -m adejax.sweep --experiment={FLAGS.experiment} --workdir={FLAGS.workdir} --scale={FLAGS.scale}"
       print("\n".join([f"{base} --only={n}" for n in names] + [f"{base} --collect_only"]))
       return
+    if FLAGS.curve_every < 0 or FLAGS.curve_steps < 0:
+      raise config_lib.ConfigError("--curve_every and --curve_steps must be >= 0 (0 = off)")
+    if FLAGS.curve_steps:  # a loop-only field: the members' models and schedules are unchanged
+      for m in members:
+        m.config.train.num_steps = FLAGS.curve_steps
     chosen = [m for m in members if not FLAGS.only or m.name in FLAGS.only]
     if member_process:  # the parent collects
       for m in chosen:
-        run_member(m, os.path.join(FLAGS.workdir, m.name))
+        run_member(m, os.path.join(FLAGS.workdir, m.name), FLAGS.curve_every)
       return
     failed, report = [], lambda name=None: None
     if FLAGS.report:
       # Members whose rows a committed report already holds are not run again (another machine, a
-      # deleted workdir), and the report is rewritten as each member finishes: commit it as you go.
+      # deleted workdir), and the report is rewritten as each member finishes (each stage of a
+      # learning curve): commit it as you go.
       restored = results.restore_reported(members, FLAGS.workdir, FLAGS.report + ".csv")
       if restored:
         logging.info("Finished in %s.csv, not run again: %s.", FLAGS.report, ", ".join(restored))
-      report = lambda name=None: results.write_report(results.collect(members, FLAGS.workdir), FLAGS.report,
-                                                      command)
+      if FLAGS.curve_every:
+        report = lambda name=None: results.write_curve_report(members, FLAGS.workdir, FLAGS.report, command)
+      else:
+        report = lambda name=None: results.write_report(results.collect(members, FLAGS.workdir),
+                                                        FLAGS.report, command)
     if not FLAGS.collect_only:
       if FLAGS.jobs != 1:  # (cpu_slices refuses 0 and more jobs than CPUs)
-        failed = run_parallel(chosen, FLAGS.experiment, FLAGS.workdir, FLAGS.scale, FLAGS.jobs, report)
+        extra = [f"--curve_every={FLAGS.curve_every}", f"--curve_steps={FLAGS.curve_steps}"]
+        failed = run_parallel(chosen, FLAGS.experiment, FLAGS.workdir, FLAGS.scale, FLAGS.jobs, report,
+                              extra_flags=extra if FLAGS.curve_every else (),
+                              on_tick=_when_changed(report, members, FLAGS.workdir) if FLAGS.curve_every
+                              else lambda: None)
       else:
         for m in chosen:
-          run_member(m, os.path.join(FLAGS.workdir, m.name))
+          run_member(m, os.path.join(FLAGS.workdir, m.name), FLAGS.curve_every, on_stage=report)
           report()
-    rows = results.collect(members, FLAGS.workdir)
+    results.collect(members, FLAGS.workdir)
     print(open(os.path.join(FLAGS.workdir, "results.md")).read())
     if FLAGS.report:
       # the command that regenerates everything (a --collect_only call only gathers finished runs)
-      print("Wrote", results.write_report(rows, FLAGS.report, command))
+      print("Wrote", report())
     if failed:
       raise config_lib.ConfigError(f"members failed: {', '.join(failed)} (their logs are in "
                                    f"{os.path.join(FLAGS.workdir, 'logs')}); run again to retry them")
@@ -243,7 +326,8 @@ def main(argv):
 if __name__ == "__main__":
   flags.DEFINE_string("experiment", None, "Experiment file, e.g. experiments/ablation.py.")
   flags.DEFINE_string("workdir", None, "Root folder; each member runs in a sub-folder.")
-  flags.DEFINE_enum("scale", "full", list(SCALES), "full (paper), small (2-core CPU), tiny (tests).")
+  flags.DEFINE_enum("scale", "full", list(SCALES), "full (paper), medium (2-core CPU, hours: the "
+                    "experiment's measured budget), small (2-core CPU, minutes), tiny (tests).")
   flags.DEFINE_list("only", [], "Run only these members.")
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
   flags.DEFINE_integer("jobs", 1, "Members run at once, each in its own process on its share of this "
@@ -252,6 +336,10 @@ if __name__ == "__main__":
   flags.DEFINE_string("report", "", "Also write REPORT.md (command + table), REPORT.csv and REPORT.png "
                       "(scatter), rewritten as each member finishes; members whose rows REPORT.csv holds at "
                       "their budget are restored from it, not run again.")
+  flags.DEFINE_integer("curve_every", 0, "Train each member in stages of this many steps, evaluated after "
+                       "each: a learning curve per member (with --report: REPORT.csv/.md/.png are the curves).")
+  flags.DEFINE_integer("curve_steps", 0, "Train every member to this many steps instead of its budget (a "
+                       "loop-only setting: models and schedules unchanged); for learning curves.")
   flags.DEFINE_list("combine", [], "Sweeps' results (workdirs or results CSVs) to put in one --report "
                     "table and plot, instead of running an experiment.")
   from adejax import cli

@@ -191,8 +191,9 @@ class Family:
 
   @staticmethod
   def shrink_small(config, full_steps: int) -> None:
-    """The family's part of the "small" scale (a 2-core CPU budget, `experiment.apply_scale`), in
-    place, after the shared sections were shrunk (`train.num_steps` is the small budget, `full_steps`
+    """The family's part of the "small" and "medium" scales (2-core CPU budgets, `experiment.apply_scale`),
+    in place, after the shared sections were shrunk (`train.num_steps` is the small budget or the medium
+    scale's schedule length, to which step counts of the family's phases are scaled; `full_steps`
     the config's own). Default: every network at a quarter of its width."""
     config.model.width *= 0.25
     config.model.disc_width *= 0.25
