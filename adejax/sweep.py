@@ -220,6 +220,7 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
     for _, proc, log, _, _ in running.values():
       proc.wait()
       log.close()
+    on_tick()  # what the stopped members' last stages left
   if stop:
     raise Stopped(f"SIGTERM: the running members ({', '.join(r[0] for r in running.values())}) saved a "
                   "checkpoint of their step; run the same command again to resume them.")

@@ -362,3 +362,95 @@ def get_experiment(scale):
   if len(os.sched_getaffinity(0)) >= 2:
     assert sweep.run_parallel(members[:2], str(experiment_file), str(second), "tiny", 2, finished.append) == []
     assert sorted(finished) == ["elsewhere", "kept"]
+
+
+def test_a_curve_is_flat_from_the_first_doubling_that_paid_less_than_ten_percent():
+  fid = {1000: 500.0, 2000: 300.0, 3000: 280.0, 4000: 250.0, 8000: 240.0}  # 40%, 17%, then 4% better
+  assert results.flat_from(fid, higher_is_better=False) == 8000
+  assert results.flat_from({1000: 100, 2000: 200, 3000: 205, 4000: 210}, higher_is_better=True) == 4000
+  assert results.flat_from({1000: 100, 2000: 200, 4000: 300}, higher_is_better=True) is None  # +50%
+  assert results.flat_from({1000: 100, 3000: 100}, higher_is_better=True) is None  # no doubling
+  assert results.flat_from({2000: 300.0, 4000: 330.0}, higher_is_better=False) == 4000  # worse is flat
+
+
+def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, monkeypatch):
+  """--curve_every: one train + evaluation per stage not yet in curve.csv, each stage's config the
+  member's with only train.num_steps changed; rows in step order with cumulative training seconds, each
+  stage's samples kept, and the last stage's metrics are the member's."""
+  from adejax import evaluate
+
+  c = default.get_config("tiny")
+  c.train.num_steps = 4
+  member, workdir = experiment.Member("m", c), str(tmp_path / "m")
+  results.write_rows([{"step": 1, "train_seconds": 10.0, "fid_domain": 9.0},
+                      {"step": 2, "train_seconds": 20.0, "fid_domain": 8.0}], os.path.join(workdir, "curve.csv"))
+  trained = []
+
+  def fake_train(config, wd):
+    changed = [] if config.train.num_steps == 4 else [f"train.num_steps: 4 -> {config.train.num_steps}"]
+    assert wd == workdir and config_lib.differences(c, config) == changed
+    trained.append(config.train.num_steps)
+    return None
+
+  def fake_evaluate(config, wd, t):
+    out = os.path.join(wd, "eval")
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, f"samples_t{evaluate.TEMPERATURES[-1]:.1f}.png"), "w").write(str(config.train.num_steps))
+    return {"step": config.train.num_steps, "fid_domain": 10.0 - config.train.num_steps}
+
+  monkeypatch.setattr(train, "train", fake_train)
+  monkeypatch.setattr(evaluate, "evaluate_run", fake_evaluate)
+  metrics = sweep.run_member(member, workdir, curve_every=1)
+  assert trained == [3, 4] and metrics["step"] == 4 and metrics["fid_domain"] == 6.0
+  rows = results.load_results(os.path.join(workdir, "curve.csv"))
+  assert [r["step"] for r in rows] == [1, 2, 3, 4] and [r["fid_domain"] for r in rows] == [9, 8, 7, 6]
+  assert rows[2]["train_seconds"] >= 20.0 and rows[3]["train_seconds"] >= rows[2]["train_seconds"]
+  assert open(os.path.join(workdir, "eval", "samples_step3.png")).read() == "3"
+  assert results.load_results(os.path.join(workdir, "curve.csv")) == rows  # and nothing is trained again
+  assert sweep.run_member(member, workdir, curve_every=1)["step"] == 4 and trained == [3, 4]
+
+
+def test_a_curve_sweep_stopped_by_sigterm_resumes_in_a_fresh_workdir_from_its_committed_report(tmp_path):
+  """The sweep of a learning curve is stopped (SIGTERM) while one member is mid-curve; relaunched with
+  only the committed report (a fresh clone: its workdir gone), it restores the finished member from the
+  report's rows and trains only the unfinished one, from the start, to the end of its curve."""
+  import signal
+  import time
+
+  experiment_file = _experiment_file(tmp_path, "curves.py", """
+def get_experiment(scale):
+  members = []
+  for name, steps in (("short", 2), ("long", 40)):
+    c = default.get_config("tiny")
+    c.mode, c.data.idx_dir, c.eval.num_fid_samples = "vae", {idx}, 0
+    c.train.num_steps, c.train.log_every = steps, 1
+    members.append(experiment.Member(name, c))
+  return members
+""")
+  first, stem = tmp_path / "first", str(tmp_path / "docs" / "curves")
+  command = lambda root: [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment_file}",
+                          f"--workdir={root}", "--scale=tiny", "--jobs=2", "--curve_every=20", f"--report={stem}"]
+  parent = subprocess.Popen(command(first), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not ((first / "short" / "done.json").exists() and (first / "long" / "curve.csv").exists()):
+    assert time.time() < deadline and parent.poll() is None, parent.communicate()[1][-2000:]
+    time.sleep(0.5)
+  parent.send_signal(signal.SIGTERM)
+  _, err = parent.communicate(timeout=120)
+  assert parent.returncode == 0 and "stopped by SIGTERM" in err, err[-2000:]
+  committed = results.load_results(stem + ".csv")  # the report as rewritten by the stopped sweep
+  assert [(r["member"], r["step"]) for r in committed] == [("short", 2), ("long", 20)]
+  assert not (first / "long" / "done.json").exists()
+
+  fresh = tmp_path / "fresh"  # another machine: only the committed report
+  out = subprocess.run(command(fresh), cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "not run again: short" in out.stderr and not (fresh / "short" / "curve.csv").exists()
+  log = (fresh / "logs" / "long.log").read_text()
+  # from the start (no checkpoint), then its second stage from its first stage's checkpoint
+  assert log.index("curve at step 20") < log.index("Resumed from step 20 ") < log.index("curve at step 40")
+  assert log.count("Resumed from step") == 1
+  rows = results.load_results(stem + ".csv")
+  assert [(r["member"], r["step"]) for r in rows] == [("short", 2), ("long", 20), ("long", 40)]
+  assert rows[0] == committed[0]  # the restored member's row unchanged
+  assert "| long | 40 |" in open(stem + ".md").read()
