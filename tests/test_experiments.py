@@ -32,6 +32,23 @@ def test_every_member_loads_validates_and_builds(path):
   assert all(m.config.train.num_steps >= 100_000 for m in full)
   # and the 2-core CPU ones: at least one per paper model (a full-scale grid is one group)
   assert len(experiment.load_experiment(path, "small")) >= len({m.group or m.name for m in full})
+  assert len(experiment.load_experiment(path, "medium")) >= len({m.group or m.name for m in full})
+
+
+def test_a_medium_runs_schedule_does_not_depend_on_its_budget(monkeypatch):
+  """At medium scale the phase switch points are a 2000-step run's whatever the budget, so a learning
+  curve (one run evaluated every 1000 steps) is the curve of the budget's model: two budgets' configs
+  differ in train.num_steps alone (papers/003's phases are a share of the budget, as at small scale)."""
+  from experiments import stacked
+
+  before = {m.name: m.config for m in stacked.get_experiment("medium")}
+  monkeypatch.setattr(stacked, "MEDIUM_STEPS", 3 * stacked.MEDIUM_STEPS)
+  for m in stacked.get_experiment("medium"):
+    changed = config_lib.differences(before[m.name], m.config)
+    phases = ["glow_vae.phase1_steps"] if m.config.model.family == "glow_vae" else []
+    assert [c.split(":")[0] for c in changed] == phases + ["train.num_steps"], (m.name, changed)
+  ade = before["av-ade_s0"]
+  assert ade.loss.flow_start_step == experiment.MEDIUM_SCHEDULE_STEPS // 2 and ade.train.batch_size == 64
 
 
 def test_ablation_matches_parameter_counts(ablation):
