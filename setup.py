@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9.10",
     "absl-py>=2.1",
     "numpy>=1.26",
+    "scipy>=1.11",  # Welch's t-tests of the sweeps' reports (also a dependency of jax)
     "pillow>=10",
     "matplotlib>=3.8",
     "tqdm>=4.60",  # train_and_evaluate(progress_bar=True) in notebooks

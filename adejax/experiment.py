@@ -77,14 +77,20 @@ def apply_scale(config, scale: str) -> ml_collections.ConfigDict:
   return c
 
 
-def load_experiment(path: str, scale: str) -> list[Member]:
+def load_module(path: str):
+  """An experiment file as a module (its `get_experiment`, and optionally `COMPARISONS`: pairs of
+  member groups whose metrics the report compares with Welch's t-test, `results.welch_table`)."""
   if not os.path.exists(path):
     raise config_lib.ConfigError(f"--experiment: no such file {path!r}")
   config_lib.make_configs_importable(path)  # experiments build on configs/
   spec = importlib.util.spec_from_file_location("adejax_experiment", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  members = module.get_experiment(scale)
+  return module
+
+
+def load_experiment(path: str, scale: str) -> list[Member]:
+  members = load_module(path).get_experiment(scale)
   for m in members:
     config_lib.validate(m.config)
   return members

@@ -193,15 +193,52 @@ def scatter_plot(rows: list[dict], path: str, x: str = "bpd_elbo", y: str = "fid
   return path
 
 
-def write_report(rows: list[dict], stem: str, command: str) -> str:
-  """stem.md (command, results table), stem.csv (the rows, for `load_results` and notebooks) and
-  stem.png (scatter); text below the discussion marker of an existing stem.md is kept."""
+def welch(a, b) -> tuple[float, float, float]:
+  """Welch's unequal-variance t-test of two samples: (t, degrees of freedom, two-sided p)."""
+  from scipy import stats
+
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+  df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+  return float(t), float(df), float(2 * stats.t.sf(abs(t), df))
+
+
+COMPARED = ("modes", "modes_kl", "fid_domain", "bpd_elbo")
+
+
+def welch_table(rows: list[dict], pairs, metrics=COMPARED) -> str:
+  """A markdown table comparing pairs of seed groups (`pairs`: (group a, group b)) on each metric both
+  have for at least two finished members: mean ± std (ddof = 0, as `group_summary`) of each, and
+  Welch's t and two-sided p. "" if no pair can be compared yet."""
+  lines = []
+  for a, b in pairs:
+    for k in metrics:
+      x, y = ([r[k] for r in rows if r.get("group") == g and isinstance(r.get(k), (int, float))] for g in (a, b))
+      if len(x) < 2 or len(y) < 2:
+        continue
+      t, df, p = welch(x, y)
+      lines.append(f"| {a} vs {b} | {k} | {np.mean(x):.3f} ± {np.std(x):.3f} ({len(x)}) | "
+                   f"{np.mean(y):.3f} ± {np.std(y):.3f} ({len(y)}) | {t:.2f} | {df:.1f} | {p:.3g} |")
+  if not lines:
+    return ""
+  return "\n".join(["| comparison | metric | a: mean ± std (runs) | b: mean ± std (runs) | Welch t | df | p |",
+                    "|---|---|---|---|---|---|---|", *lines]) + "\n"
+
+
+def write_report(rows: list[dict], stem: str, command: str, comparisons=()) -> str:
+  """stem.md (command, results table, Welch tests of the `comparisons`' group pairs), stem.csv (the
+  rows, for `load_results` and notebooks) and stem.png (scatter); text below the discussion marker of
+  an existing stem.md is kept."""
   discussion = ""
   if os.path.exists(stem + ".md"):
     text = open(stem + ".md").read()
     if DISCUSSION_MARKER in text:
       discussion = text.split(DISCUSSION_MARKER, 1)[1]
   table = write_results(rows, stem)
+  tests = welch_table(rows, comparisons)
+  if tests:
+    table += "\nWelch's t-tests between groups (seeds):\n\n" + tests
   plot = scatter_plot(rows, stem + ".png")
   body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
           f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")

@@ -31,6 +31,7 @@ from absl import app, flags, logging
 
 from adejax import config_lib, reporting, results
 from adejax.experiment import SCALES, Member, generator_param_count, load_experiment
+from adejax.experiment import load_module as experiment_module
 
 # ----------------------------------------------------------------------------- running and collecting
 def run_member(member: Member, workdir: str, curve_every: int = 0, on_stage=lambda: None) -> dict:
@@ -271,7 +272,9 @@ def main(argv):
       return
     if not FLAGS.experiment or not FLAGS.workdir:
       raise config_lib.ConfigError("--experiment and --workdir are required (or --combine with --report)")
+    module = experiment_module(FLAGS.experiment)
     members = load_experiment(FLAGS.experiment, FLAGS.scale)
+    comparisons = getattr(module, "COMPARISONS", ())
     names = [m.name for m in members]
     unknown = set(FLAGS.only or []) - set(names)
     if unknown:
@@ -302,7 +305,7 @@ def main(argv):
         report = lambda name=None: results.write_curve_report(members, FLAGS.workdir, FLAGS.report, command)
       else:
         report = lambda name=None: results.write_report(results.collect(members, FLAGS.workdir),
-                                                        FLAGS.report, command)
+                                                        FLAGS.report, command, comparisons)
     if not FLAGS.collect_only:
       if FLAGS.jobs != 1:  # (cpu_slices refuses 0 and more jobs than CPUs)
         extra = [f"--curve_every={FLAGS.curve_every}", f"--curve_steps={FLAGS.curve_steps}"]

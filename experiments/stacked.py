@@ -26,6 +26,9 @@ from configs import cifar_glow_vae
 from experiments.ablation import CONFIGS  # papers/002 Table 1: mode -> its config file
 
 SEEDS = (0, 1, 2)
+COMPARISONS = (("av-ade", "gan"), ("av-ade_smalld", "gan_smalld"), ("gan", "gan_smalld"),
+               ("av-ade", "av-ade_smalld"), ("av-ade", "v-ade"), ("av-ade", "av-gde"), ("v-ade", "vae"),
+               ("av-gde", "vae"), ("glow-vae", "vae"))  # the report's Welch tests
 PUBLISHED = {"gan": {"modes": 78.9, "modes_kl": 4.50},          # PacGAN's DCGAN (stacked MNIST)
              "gan_smalld": {"modes": 30.6}}                     # PacGAN, D a quarter of G's size
 

@@ -471,3 +471,21 @@ def get_experiment(scale):
   assert [(r["member"], r["step"]) for r in rows] == [("short", 2), ("long", 20), ("long", 40)]
   assert rows[0] == committed[0]  # the restored member's row unchanged
   assert "| long | 40 |" in open(stem + ".md").read()
+
+
+def test_welchs_test_against_its_closed_form_and_in_the_report(tmp_path):
+  """a = 1, 2, 3 against b = 4, 5, 6: t = -3 / sqrt(1/3 + 1/3), df = (2/3)^2 / (2 (1/3)^2 / 2) = 4, and p
+  the two tails of Student's t with 4 degrees of freedom beyond |t| (its density integrated here)."""
+  import numpy as np
+
+  t, df, p = results.welch([1, 2, 3], [4, 5, 6])
+  assert t == pytest.approx(-3 / np.sqrt(2 / 3)) and df == pytest.approx(4.0)
+  x = np.linspace(abs(t), 400.0, 2_000_001)
+  density = 3 / 8 * (1 + x ** 2 / 4) ** -2.5  # Student's t, 4 degrees of freedom
+  assert p == pytest.approx(2 * np.sum((density[1:] + density[:-1]) / 2 * np.diff(x)), rel=1e-4)
+  rows = [{"member": f"{g}_s{i}", "group": g, "modes": v, "step": 9} for g, vs in (("a", (1, 2, 3)), ("b", (4, 5, 6)))
+          for i, v in enumerate(vs)] + [{"member": "c_s0", "group": "c", "modes": 7.0, "step": 9}]
+  results.write_report(rows, str(tmp_path / "r"), "cmd", comparisons=[("a", "b"), ("a", "c")])
+  text = (tmp_path / "r.md").read_text()
+  assert f"| a vs b | modes | 2.000 ± 0.816 (3) | 5.000 ± 0.816 (3) | {t:.2f} | 4.0 | {p:.3g} |" in text
+  assert "a vs c" not in text  # one run of c: nothing to test
