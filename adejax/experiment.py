@@ -4,9 +4,9 @@ experiment file. Experiment files (experiments/*.py) define `get_experiment(scal
 
 `apply_scale` shrinks a paper config to a budget ("small": a 2-core CPU on the offline
 Fashion-MNIST in minutes; "medium": the same networks trained for thousands of steps, the budget each
-experiment sets from its learning curves; "tiny": seconds, for tests), keeping its structure; `generator_param_count` counts a
-config's generator parameters from shapes only (the results' `generator_params` column, and the width
-matching of experiments/ablation.py).
+experiment sets from its learning curves; "tiny": seconds, for tests), keeping its structure;
+`generator_param_count` counts a config's generator parameters from shapes only (the results'
+`generator_params` column, and the width matching of experiments/ablation.py).
 """
 from __future__ import annotations
 

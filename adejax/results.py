@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from adejax import config_lib, families, reporting
-from adejax.experiment import Member
+from adejax.experiment import Member, generator_param_count
 
 
 def collect(members: list[Member], workdir: str) -> list[dict]:
@@ -35,20 +35,23 @@ def collect(members: list[Member], workdir: str) -> list[dict]:
 
 
 def restore_reported(members: list[Member], workdir: str, report_csv: str) -> list[str]:
-  """Members finished in a report's rows (`report_csv`, e.g. a committed docs/results/NAME.csv) whose
-  workdir has no done.json (another machine, a deleted workdir): their done.json is written back from
-  the row, so the sweep skips them and collects the same row. A row counts only when its `step` is the
-  member's train.num_steps (a member whose budget changed trains again). Returns their names."""
+  """Members finished in a report's rows (`report_csv`, e.g. a committed docs/results/NAME.csv, or a
+  learning curve's, whose row at a stage is the member at that budget) whose workdir has no done.json
+  (another machine, a deleted workdir): their done.json is written back from the row, so the sweep
+  skips them and collects the same row. A row counts only when its `step` is the member's
+  train.num_steps (a member whose budget changed trains again). Returns their names."""
   if not os.path.exists(report_csv):
     return []
-  rows = {r["member"]: r for r in load_results(report_csv)}
+  budgets = {m.name: int(m.config.train.num_steps) for m in members}
+  rows = {r["member"]: r for r in load_results(report_csv) if r.get("step") == budgets.get(r.get("member"))}
   restored = []
   for m in members:
     done, row = os.path.join(workdir, m.name, "done.json"), rows.get(m.name)
-    if os.path.exists(done) or not row or row.get("step") != int(m.config.train.num_steps):
+    if os.path.exists(done) or not row:
       continue
-    metrics = {k: v for k, v in row.items() if k not in ("member", "mode", "group", "source")
-               and not k.startswith("paper_")}
+    metrics = {k: v for k, v in row.items() if k not in ("member", "mode", "group", "source", "train_seconds",
+                                                         "eval_seconds") and not k.startswith("paper_")}
+    metrics.setdefault("generator_params", generator_param_count(m.config))
     os.makedirs(os.path.dirname(done), exist_ok=True)
     reporting.write_json(done, {**metrics, "restored_from": report_csv})
     restored.append(m.name)
@@ -318,8 +321,8 @@ def write_curve_report(members: list[Member], workdir: str, stem: str, command: 
     text = open(stem + ".md").read()
     if DISCUSSION_MARKER in text:
       discussion = text.split(DISCUSSION_MARKER, 1)[1]
-  keys = [k for k in CURVE_KEYS if any(k in r for r in rows)]
-  write_rows(rows, stem + ".csv", keys)
+  keys = [k for k in CURVE_KEYS if any(k in r for r in rows)]  # the tables' columns; the CSV has every metric
+  write_rows(rows, stem + ".csv", keys + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in keys])
   plot = curve_plot(rows, stem + ".png")
   flat = ["| member | last step | " + " | ".join(f"{k} flat from" for k in CURVE_METRICS) + " |",
           "|---|---|" + "---|" * len(CURVE_METRICS)]

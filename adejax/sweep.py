@@ -298,9 +298,10 @@ def main(argv):
       # Members whose rows a committed report already holds are not run again (another machine, a
       # deleted workdir), and the report is rewritten as each member finishes (each stage of a
       # learning curve): commit it as you go.
-      restored = results.restore_reported(members, FLAGS.workdir, FLAGS.report + ".csv")
-      if restored:
-        logging.info("Finished in %s.csv, not run again: %s.", FLAGS.report, ", ".join(restored))
+      for path in [FLAGS.report + ".csv", *FLAGS.restore_from]:
+        restored = results.restore_reported(members, FLAGS.workdir, path)
+        if restored:
+          logging.info("Finished in %s, not run again: %s.", path, ", ".join(restored))
       if FLAGS.curve_every:
         report = lambda name=None: results.write_curve_report(members, FLAGS.workdir, FLAGS.report, command)
       else:
@@ -344,6 +345,8 @@ if __name__ == "__main__":
                        "each: a learning curve per member (with --report: REPORT.csv/.md/.png are the curves).")
   flags.DEFINE_integer("curve_steps", 0, "Train every member to this many steps instead of its budget (a "
                        "loop-only setting: models and schedules unchanged); for learning curves.")
+  flags.DEFINE_list("restore_from", [], "With --report: also restore members from these results CSVs (e.g. a "
+                    "learning curve's, whose row at a member's budget is that member, trained in stages).")
   flags.DEFINE_list("combine", [], "Sweeps' results (workdirs or results CSVs) to put in one --report "
                     "table and plot, instead of running an experiment.")
   from adejax import cli

@@ -471,6 +471,15 @@ def get_experiment(scale):
   assert [(r["member"], r["step"]) for r in rows] == [("short", 2), ("long", 20), ("long", 40)]
   assert rows[0] == committed[0]  # the restored member's row unchanged
   assert "| long | 40 |" in open(stem + ".md").read()
+  # a sweep of the same members at their budgets takes both from the curve's rows at those steps
+  table = str(tmp_path / "docs" / "table")
+  out = subprocess.run([sys.executable, "-m", "adejax.sweep", f"--experiment={experiment_file}",
+                        f"--workdir={tmp_path / 'table'}", "--scale=tiny", f"--report={table}",
+                        f"--restore_from={stem}.csv"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0 and "not run again: short, long" in out.stderr, out.stderr[-3000:]
+  made = {r["member"]: r for r in results.load_results(table + ".csv")}
+  assert made["long"]["bpd_elbo"] == rows[2]["bpd_elbo"] and made["short"]["step"] == 2
+  assert made["long"]["generator_params"] > 0 and not (tmp_path / "table" / "long" / "checkpoints").exists()
 
 
 def test_welchs_test_against_its_closed_form_and_in_the_report(tmp_path):
