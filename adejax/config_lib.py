@@ -1,7 +1,9 @@
 """The config schema shared by every runnable config, and its validation.
 
 `base_config()` holds every field with a comment: the shared sections here, each model family's own
-section from the family (`families.REGISTRY`, `Family.config_section`). Configs in configs/ start from it
+section from the family (`families.REGISTRY`, `Family.config_section`), and the first family's
+settings beside the shared fields at their published key paths (`Family.shared_settings`: AV-ADE's `mode`,
+`model.arch`, `loss.free_bits`, ...). Configs in configs/ start from it
 and override a few fields, so a misspelled key is always an error (the ConfigDict is locked).
 `validate(config)` raises ConfigError with one line naming the key for any invalid value or impossible
 combination: the shared sections here, the rest by the config's family (`Family.validate`).
@@ -25,7 +27,6 @@ OPTIMIZERS = ("adamax", "adam")
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                       # root of every random number in the run
-  c.mode = "av-ade"                # family "ade": one of families.ade.MODES: gan | vae | v-ade | av-gde | av-ade
 
   c.data = ml_collections.ConfigDict()
   c.data.dataset = "fashion_mnist_idx"  # "fashion_mnist_idx"/"mnist_idx" (IDX files), their 1000-mode
@@ -54,27 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
                                    # "flow_gan" (Flow-GAN on config.glow's Glow, config.flow_gan)
   c.model.preprocess = "logit"     # "logit": Real-NVP logit(a + (1-2a) y); "centre": 2y - 1
   c.model.logit_alpha = 0.05
-  c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
   c.model.width = 1.0              # channel multiplier; wg = 2.0
-  c.model.latent_channels = 32     # per stochastic layer (appendix C)
-  c.model.latent_levels = 0        # stochastic levels from the lowest resolution up; 0 = all
-  c.model.global_latent_dim = 128  # hierarchical VAE: a latent vector z_g ~ N(0, I) above the spatial
-                                   # levels, entering the top-down pass through a dense layer (SNGAN's
-                                   # input z; section 5.1, footnote 2: "some intermediate feature maps are
-                                   # treated as conditional latent variables" below it). Without it the top
-                                   # spatial level's factorised N(0, I) prior has no spatial correlation
-                                   # and samples are patchworks (docs/results/latent_use.md). 0 = none
-  c.model.generator = ""           # "hierarchical" (top-down VAE, appendix B.1) or "vector" (SNGAN
-                                   # generator from one latent vector, section 5.1); "" = "vector" for
-                                   # mode gan (footnote 2), else "hierarchical"
-  c.model.latent_dim = 128         # size of the "vector" generator's latent
-  c.model.iaf = False              # one IAF step on each posterior (appendix B.2)
   c.model.log_sigma_init = -1.0    # initial log of the decoder's isotropic sigma (feature space)
-  c.model.sample_noise = False     # add sigma * eps to mu(z) when sampling (eq. 5 uses the mean)
-  c.model.flow_scales = 1          # f_psi: scales (s2 = 2)
-  c.model.flow_couplings = 3       # couplings per scale
-  c.model.flow_blocks = 2          # residual blocks per coupling network
-  c.model.flow_width = 32          # channels of the coupling networks
   c.model.disc_arch = "conv"       # "conv" (SNGAN-style) or "resnet" (rd)
   c.model.disc_width = 1.0
   c.model.num_classes = 0          # > 0: class-conditional (appendix E.1): conditional weight norm in
@@ -92,19 +74,6 @@ def base_config() -> ml_collections.ConfigDict:
                                    # "one-sided": max(0, ||grad D(x^)|| - 1)^2 on interpolates;
                                    # "r1": ||grad D(x)||^2 on real images (zero-centred, Mescheder 2018;
                                    # its usual gamma is 2 * gp_weight)
-  c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
-  c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
-  c.loss.flow_start_step = 0       # f_psi (modes with one) is not updated before this step: the VAE
-                                   # learns its latents first in the preprocessed image space, before
-                                   # f_psi can take over their work (docs/results/latent_use.md);
-                                   # 0 = from the start (the paper)
-  c.loss.free_bits = 4.0           # hierarchical VAE: floor (nats) on each latent channel's batch-mean
-                                   # KL in the objective (free bits, Kingma et al. 2016, whose IAF code
-                                   # papers/002 builds on; theirs 0.1-0.25 per channel of many more
-                                   # levels). 4 is about what the VAE without f_psi uses per channel on
-                                   # Fashion-MNIST; 0 = off. The reported bound keeps the true KL.
-                                   # Only the hierarchical VAE has per-channel KLs: the latent-vector
-                                   # generator (BPD for a GAN) trains on the plain ELBO
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamax"          # "adamax" (papers/002 appendix C) or "adam"
@@ -190,6 +159,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.ckpt = ml_collections.ConfigDict()
   c.ckpt.every = 1000              # save every N steps (and at the end, and on SIGTERM)
   c.ckpt.keep = 3                  # checkpoints kept
+  for family in families.family_classes():  # settings beside the shared ones (the first family's `mode`, ...)
+    family.shared_settings(c)
   c.lock()  # a misspelled key in a config file or an override is an error, not a new field
   return c
 

@@ -5,8 +5,9 @@ generator) and an image discriminator. Parameter groups: "generator" (the whole 
 sigma; with train.freeze="decoder" only the inference network and sigma move) and "disc". Schedule:
 Algorithm 1 of papers/002 appendix H, `train_step` below.
 
-Its settings are the shared `mode`, `model` and `loss` fields of `config_lib.base_config` (the first
-family; other families read a few of them, e.g. `model.width`), validated and shrunk here.
+Its settings (`ADEFamily.shared_settings`) keep the key paths of the first family's published configs:
+`mode` and fields of the `model` and `loss` sections beside the shared ones (`model.width`, `loss.gp_weight`,
+...), defined, validated, shrunk and read here.
 """
 from __future__ import annotations
 
@@ -113,6 +114,45 @@ class ADEFamily(base.Family):
 
   modes = tuple(MODES)
   supports = frozenset({"remat", "freeze"})
+
+  @staticmethod
+  def shared_settings(c) -> None:
+    """AV-ADE's settings: the project's first family keeps them at the key paths of its published
+    configs and command lines (`mode`, `model.*`, `loss.*`; e.g. `--config.mode=vae`), defined and
+    documented here (`config_lib.base_config` calls this); validated, shrunk and read here alone."""
+    c.mode = "av-ade"                # one of MODES: gan | vae | v-ade | av-gde | av-ade (Table 1's rows)
+    c.model.arch = "sngan"           # VAE / generator: "sngan" (Table 1) or "resnet" (Table 6)
+    c.model.latent_channels = 32     # per stochastic layer (appendix C)
+    c.model.latent_levels = 0        # stochastic levels from the lowest resolution up; 0 = all
+    c.model.global_latent_dim = 128  # hierarchical VAE: a latent vector z_g ~ N(0, I) above the spatial
+                                     # levels, entering the top-down pass through a dense layer (SNGAN's
+                                     # input z; section 5.1, footnote 2: "some intermediate feature maps are
+                                     # treated as conditional latent variables" below it). Without it the top
+                                     # spatial level's factorised N(0, I) prior has no spatial correlation
+                                     # and samples are patchworks (docs/results/latent_use.md). 0 = none
+    c.model.generator = ""           # "hierarchical" (top-down VAE, appendix B.1) or "vector" (SNGAN
+                                     # generator from one latent vector, section 5.1); "" = "vector" for
+                                     # mode gan (footnote 2), else "hierarchical"
+    c.model.latent_dim = 128         # size of the "vector" generator's latent
+    c.model.iaf = False              # one IAF step on each posterior (appendix B.2)
+    c.model.sample_noise = False     # add sigma * eps to mu(z) when sampling (eq. 5 uses the mean)
+    c.model.flow_scales = 1          # f_psi: scales (s2 = 2)
+    c.model.flow_couplings = 3       # couplings per scale
+    c.model.flow_blocks = 2          # residual blocks per coupling network
+    c.model.flow_width = 32          # channels of the coupling networks
+    c.loss.adv_start_step = 0        # train by likelihood only before this step (Table 9 schedule)
+    c.loss.kl_warmup_steps = 0       # KL weight rises linearly 0 -> 1 over these steps; 0 = paper (off)
+    c.loss.flow_start_step = 0       # f_psi (modes with one) is not updated before this step: the VAE
+                                     # learns its latents first in the preprocessed image space, before
+                                     # f_psi can take over their work (docs/results/latent_use.md);
+                                     # 0 = from the start (the paper)
+    c.loss.free_bits = 4.0           # hierarchical VAE: floor (nats) on each latent channel's batch-mean
+                                     # KL in the objective (free bits, Kingma et al. 2016, whose IAF code
+                                     # papers/002 builds on; theirs 0.1-0.25 per channel of many more
+                                     # levels). 4 is about what the VAE without f_psi uses per channel on
+                                     # Fashion-MNIST; 0 = off. The reported bound keeps the true KL.
+                                     # Only the hierarchical VAE has per-channel KLs: the latent-vector
+                                     # generator (BPD for a GAN) trains on the plain ELBO
 
   @staticmethod
   def validate(c) -> None:

@@ -180,6 +180,13 @@ class Family:
     return None
 
   @staticmethod
+  def shared_settings(config) -> None:
+    """Add the family's settings that live beside the shared fields of `base_config` (top-level keys
+    and fields of its `model`, `loss` and other shared sections), each with its comment, in place. Only
+    the first family has them (its published key paths, e.g. `mode`); a new family keeps its settings
+    in its own section (`config_section`). Default: none."""
+
+  @staticmethod
   def validate(config) -> None:
     """Raise ConfigError (`check`) for any invalid value of the family's settings in `config`;
     `config_lib.validate` calls it after checking the shared sections."""
