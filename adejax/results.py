@@ -272,6 +272,18 @@ def flat_from(curve: dict[int, float], higher_is_better: bool, tolerance: float 
   return None
 
 
+def last_doubling_gain(curve: dict[int, float], higher_is_better: bool):
+  """How much better (relative) the metric is at the curve's last step s than at s/2; None without s/2.
+  A curve flat once (`flat_from`) can still improve later: this says whether its end is flat."""
+  if not curve:
+    return None
+  s = max(curve)
+  half = curve.get(s / 2) if s % 2 == 0 else None
+  if not half:
+    return None
+  return ((curve[s] - half) if higher_is_better else (half - curve[s])) / abs(half)
+
+
 def curve_rows(members: list[Member], workdir: str, committed: str) -> list[dict]:
   """Every member's learning-curve rows: from its workdir's curve.csv where it has one (this machine's
   run), else from the committed report `committed` (a run finished or begun elsewhere)."""
@@ -324,20 +336,24 @@ def write_curve_report(members: list[Member], workdir: str, stem: str, command: 
   keys = [k for k in CURVE_KEYS if any(k in r for r in rows)]  # the tables' columns; the CSV has every metric
   write_rows(rows, stem + ".csv", keys + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in keys])
   plot = curve_plot(rows, stem + ".png")
-  flat = ["| member | last step | " + " | ".join(f"{k} flat from" for k in CURVE_METRICS) + " |",
-          "|---|---|" + "---|" * len(CURVE_METRICS)]
+  flat = ["| member | last step | " + " | ".join(f"{k} flat from | {k} gain over the last doubling"
+                                                for k in CURVE_METRICS) + " |",
+          "|---|---|" + "---|---|" * len(CURVE_METRICS)]
   tables = []
   for name in dict.fromkeys(r["member"] for r in rows):
     mine = [r for r in rows if r["member"] == name]
     cells = []
     for key, higher in CURVE_METRICS.items():
-      s = flat_from({r["step"]: r[key] for r in mine if key in r}, higher)
-      cells.append("-" if not any(key in r for r in mine) else ("not yet" if s is None else str(s)))
+      curve = {r["step"]: r[key] for r in mine if key in r}
+      s, gain = flat_from(curve, higher), last_doubling_gain(curve, higher)
+      cells.append("-" if not curve else ("not yet" if s is None else str(s)))
+      cells.append("-" if gain is None else f"{gain:+.1%}")
     flat.append(f"| {name} | {mine[-1]['step']} | " + " | ".join(cells) + " |")
     tables.append(f"### {name}\n\n" + markdown_table(mine, [k for k in keys if k not in ("member", "group")]))
   body = (f"# {os.path.basename(stem)}\n\nRegenerate (and resume) with:\n\n```bash\n{command}\n```\n\n"
           f"Flat from: the first step s at which the metric is less than {FLAT_TOLERANCE:.0%} better than at "
-          f"s/2 (`results.flat_from`).\n\n" + "\n".join(flat) + "\n\n"
+          f"s/2 (`results.flat_from`); the gain over the last doubling says whether the curve's end is flat "
+          f"too (`results.last_doubling_gain`: positive = better).\n\n" + "\n".join(flat) + "\n\n"
           f"![learning curves]({os.path.basename(plot)})\n\n" + "\n".join(tables) + f"\n{DISCUSSION_MARKER}{discussion}")
   with open(stem + ".md", "w") as f:
     f.write(body)

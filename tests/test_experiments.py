@@ -388,6 +388,9 @@ def test_a_curve_is_flat_from_the_first_doubling_that_paid_less_than_ten_percent
   assert results.flat_from({1000: 100, 2000: 200, 4000: 300}, higher_is_better=True) is None  # +50%
   assert results.flat_from({1000: 100, 3000: 100}, higher_is_better=True) is None  # no doubling
   assert results.flat_from({2000: 300.0, 4000: 330.0}, higher_is_better=False) == 4000  # worse is flat
+  assert results.last_doubling_gain(fid, higher_is_better=False) == pytest.approx(10 / 250)
+  assert results.last_doubling_gain({1000: 100, 2000: 150}, higher_is_better=True) == pytest.approx(0.5)
+  assert results.last_doubling_gain({1000: 100, 3000: 150}, higher_is_better=True) is None
 
 
 def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, monkeypatch):
