@@ -162,7 +162,7 @@ def next_ready(pending: list[Member], members: list[Member], workdir: str):
 def run_parallel(members: list[Member], experiment: str, workdir: str, scale: str, jobs: int,
                  on_finish=lambda name: None, extra_flags=(), on_tick=lambda: None) -> list[str]:
   """Run `members` `jobs` at a time, each in its own process (`--only=NAME`) pinned to its slice of the
-  CPUs and with its share of each accelerator's memory (`member_env`), with its output in
+  CPUs and with its share of each accelerator's memory (`member_env`), with its output appended to
   workdir/logs/NAME.log. Small models use two CPU threads poorly, so on a
   2-core host two members at once finish sooner than one after the other (README, "The paper's
   experiments"). Returns the names of the members that failed. On Ctrl-C or SIGTERM the running
@@ -185,7 +185,7 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
         if m is not None:
           pending.remove(m)
           path = os.path.join(logs, f"{m.name}.log")
-          log = open(path, "w")
+          log = open(path, "a")  # a resumed member adds to its log
           command = [sys.executable, "-m", "adejax.sweep", f"--experiment={experiment}",
                      f"--workdir={workdir}", f"--scale={scale}", f"--only={m.name}", *extra_flags]
           env = member_env(slices[slot], jobs)
