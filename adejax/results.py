@@ -255,33 +255,34 @@ CURVE_KEYS = ["member", "group", "step", "train_seconds", "eval_seconds", "fid_d
               "bpd_elbo", "is_domain", "prd_auc_domain", "recon_accuracy_domain", "active_units",
               "nonfinite_sample_fraction", "modes_real", "modes_kl_real"]
 CURVE_METRICS = {"fid_domain": False, "modes": True}  # metric -> whether higher is better
-FLAT_TOLERANCE = 0.10  # a curve is flat from the first step s at which it is less than 10% better than at s/2
+FLAT_TOLERANCE = 0.10  # a curve is flat from the step s after which no doubling of steps made it 10% better
 
 
 def flat_from(curve: dict[int, float], higher_is_better: bool, tolerance: float = FLAT_TOLERANCE):
-  """The first step s of `curve` ({step: value}) that also has s/2, at which the metric is less than
-  `tolerance` (relative) better than at s/2: where the last doubling of training stopped paying.
-  None if no doubling in the curve is that flat (or the curve has no doubling)."""
-  for s in sorted(curve):
-    half = curve.get(s / 2) if s % 2 == 0 else None
-    if half is None or not half:
-      continue
-    gain = (curve[s] - half) if higher_is_better else (half - curve[s])
-    if gain / abs(half) < tolerance:
+  """The first step s of `curve` ({step: value}) from which it stays flat: at s and at every later step
+  t whose half t/2 the curve also has, the metric is less than `tolerance` (relative) better than at
+  half the steps. None if the curve has no such doubling (not flat yet, or no doubling at all). A
+  curve that pauses and then improves again is not flat at the pause."""
+  gains = {s: _gain(curve, s, higher_is_better) for s in sorted(curve)}
+  doublings = [s for s, g in gains.items() if g is not None]
+  for i, s in enumerate(doublings):
+    if all(gains[t] < tolerance for t in doublings[i:]):
       return s
   return None
 
 
-def last_doubling_gain(curve: dict[int, float], higher_is_better: bool):
-  """How much better (relative) the metric is at the curve's last step s than at s/2; None without s/2.
-  A curve flat once (`flat_from`) can still improve later: this says whether its end is flat."""
-  if not curve:
-    return None
-  s = max(curve)
+def _gain(curve: dict[int, float], s: int, higher_is_better: bool):
+  """How much better (relative) the metric is at step s than at s/2; None if the curve lacks s/2."""
   half = curve.get(s / 2) if s % 2 == 0 else None
   if not half:
     return None
   return ((curve[s] - half) if higher_is_better else (half - curve[s])) / abs(half)
+
+
+def last_doubling_gain(curve: dict[int, float], higher_is_better: bool):
+  """How much better (relative) the metric is at the curve's last step s than at s/2 (None without s/2):
+  whether the curve's end is flat."""
+  return _gain(curve, max(curve), higher_is_better) if curve else None
 
 
 def curve_rows(members: list[Member], workdir: str, committed: str) -> list[dict]:
@@ -351,8 +352,8 @@ def write_curve_report(members: list[Member], workdir: str, stem: str, command: 
     flat.append(f"| {name} | {mine[-1]['step']} | " + " | ".join(cells) + " |")
     tables.append(f"### {name}\n\n" + markdown_table(mine, [k for k in keys if k not in ("member", "group")]))
   body = (f"# {os.path.basename(stem)}\n\nRegenerate (and resume) with:\n\n```bash\n{command}\n```\n\n"
-          f"Flat from: the first step s at which the metric is less than {FLAT_TOLERANCE:.0%} better than at "
-          f"s/2 (`results.flat_from`); the gain over the last doubling says whether the curve's end is flat "
+          f"Flat from: the first step s from which no doubling of the steps made the metric {FLAT_TOLERANCE:.0%} "
+          f"better: at s and every later step t, it is less than that much better than at t/2 (`results.flat_from`); the gain over the last doubling says whether the curve's end is flat "
           f"too (`results.last_doubling_gain`: positive = better).\n\n" + "\n".join(flat) + "\n\n"
           f"![learning curves]({os.path.basename(plot)})\n\n" + "\n".join(tables) + f"\n{DISCUSSION_MARKER}{discussion}")
   with open(stem + ".md", "w") as f:

@@ -381,13 +381,16 @@ def get_experiment(scale):
     assert sorted(finished) == ["elsewhere", "kept"]
 
 
-def test_a_curve_is_flat_from_the_first_doubling_that_paid_less_than_ten_percent():
+def test_a_curve_is_flat_from_the_step_after_which_no_doubling_paid_ten_percent():
   fid = {1000: 500.0, 2000: 300.0, 3000: 280.0, 4000: 250.0, 8000: 240.0}  # 40%, 17%, then 4% better
   assert results.flat_from(fid, higher_is_better=False) == 8000
   assert results.flat_from({1000: 100, 2000: 200, 3000: 205, 4000: 210}, higher_is_better=True) == 4000
   assert results.flat_from({1000: 100, 2000: 200, 4000: 300}, higher_is_better=True) is None  # +50%
   assert results.flat_from({1000: 100, 3000: 100}, higher_is_better=True) is None  # no doubling
   assert results.flat_from({2000: 300.0, 4000: 330.0}, higher_is_better=False) == 4000  # worse is flat
+  paused = {1000: 667.0, 2000: 679.0, 3000: 671.0, 4000: 609.0, 8000: 400.0}  # flat at 2000, then not
+  assert results.flat_from(paused, higher_is_better=False) is None
+  assert results.flat_from({**paused, 16000: 390.0}, higher_is_better=False) == 16000
   assert results.last_doubling_gain(fid, higher_is_better=False) == pytest.approx(10 / 250)
   assert results.last_doubling_gain({1000: 100, 2000: 150}, higher_is_better=True) == pytest.approx(0.5)
   assert results.last_doubling_gain({1000: 100, 3000: 150}, higher_is_better=True) is None
