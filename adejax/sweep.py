@@ -60,7 +60,8 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
   """Train `member` to its train.num_steps in stages of `every` steps, each resuming the last stage's
   checkpoint, and evaluate after each (every metric of `evaluate.evaluate_run`): one row per stage, with
   the training seconds so far, in workdir/curve.csv, and the stage's samples kept as
-  eval/samples_step<N>.png. train.num_steps is a loop-only field (`train.LOOP_ONLY_FIELDS`), so every
+  eval/samples_step<N>.png (a stage stopped by SIGTERM or Ctrl-C and resumed counts the time of both
+  attempts). train.num_steps is a loop-only field (`train.LOOP_ONLY_FIELDS`), so every
   stage trains the same model with the same schedule: the curve is one run's. Stages already in
   curve.csv are not repeated (a stopped member resumes). Returns the last stage's metrics."""
   import shutil
@@ -77,8 +78,12 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
     config = member.config.copy_and_resolve_references()
     config.train.num_steps = stage
     began = time.time()
-    trained = train.train(config, workdir)
-    trained_for = time.time() - began
+    try:
+      trained = train.train(config, workdir)
+    except train.Interrupted:  # the stage's time so far counts when it resumes
+      _add_partial_seconds(workdir, stage, time.time() - began)
+      raise
+    trained_for = time.time() - began + _add_partial_seconds(workdir, stage, 0.0, clear=True)
     metrics = evaluate.evaluate_run(config, workdir, trained)
     done_before = [r for r in rows if r["step"] < stage]
     rows.append({"step": int(metrics["step"]),
@@ -95,6 +100,21 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
   if not metrics:  # every stage was in curve.csv (stopped before done.json was written)
     metrics = {k: v for k, v in rows[-1].items() if k not in ("train_seconds", "eval_seconds")}
   return metrics
+
+
+def _add_partial_seconds(workdir: str, stage: int, seconds: float, clear: bool = False) -> float:
+  """The training seconds a stage's stopped attempts spent (workdir/curve_partial.json), plus `seconds`;
+  kept for the stage's next attempt, or cleared once it is done. A process killed without SIGTERM or
+  Ctrl-C leaves no record: its stage's train_seconds then miss that attempt's time."""
+  path = os.path.join(workdir, "curve_partial.json")
+  kept = json.load(open(path)) if os.path.exists(path) else {}
+  total = float(kept.get(str(stage), 0.0)) + seconds
+  if clear:
+    if os.path.exists(path):
+      os.remove(path)
+  else:
+    reporting.write_json(path, {str(stage): total})
+  return total
 
 
 class Stopped(Exception):

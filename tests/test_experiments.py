@@ -398,8 +398,9 @@ def test_a_curve_is_flat_from_the_step_after_which_no_doubling_paid_ten_percent(
 
 def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, monkeypatch):
   """--curve_every: one train + evaluation per stage not yet in curve.csv, each stage's config the
-  member's with only train.num_steps changed; rows in step order with cumulative training seconds, each
-  stage's samples kept, and the last stage's metrics are the member's."""
+  member's with only train.num_steps changed; rows in step order with cumulative training seconds (a
+  stage stopped by SIGTERM and resumed counts both attempts), each stage's samples kept, and the last
+  stage's metrics are the member's."""
   from adejax import evaluate
 
   c = default.get_config("tiny")
@@ -407,12 +408,15 @@ def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, m
   member, workdir = experiment.Member("m", c), str(tmp_path / "m")
   results.write_rows([{"step": 1, "train_seconds": 10.0, "fid_domain": 9.0},
                       {"step": 2, "train_seconds": 20.0, "fid_domain": 8.0}], os.path.join(workdir, "curve.csv"))
-  trained = []
+  trained, clock = [], [100.0]
 
   def fake_train(config, wd):
     changed = [] if config.train.num_steps == 4 else [f"train.num_steps: 4 -> {config.train.num_steps}"]
     assert wd == workdir and config_lib.differences(c, config) == changed
     trained.append(config.train.num_steps)
+    clock[0] += 5.0
+    if trained == [3]:  # the first attempt at stage 3 is stopped by SIGTERM after 5 s
+      raise train.Interrupted("SIGTERM", 2, wd)
     return None
 
   def fake_evaluate(config, wd, t):
@@ -423,14 +427,18 @@ def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, m
 
   monkeypatch.setattr(train, "train", fake_train)
   monkeypatch.setattr(evaluate, "evaluate_run", fake_evaluate)
-  metrics = sweep.run_member(member, workdir, curve_every=1)
-  assert trained == [3, 4] and metrics["step"] == 4 and metrics["fid_domain"] == 6.0
+  monkeypatch.setattr(sweep, "time", type("FakeClock", (), {"time": staticmethod(lambda: clock[0])}))
+  with pytest.raises(train.Interrupted):
+    sweep.run_member(member, workdir, curve_every=1)
+  metrics = sweep.run_member(member, workdir, curve_every=1)  # resumed: stage 3 again
+  assert trained == [3, 3, 4] and metrics["step"] == 4 and metrics["fid_domain"] == 6.0
   rows = results.load_results(os.path.join(workdir, "curve.csv"))
   assert [r["step"] for r in rows] == [1, 2, 3, 4] and [r["fid_domain"] for r in rows] == [9, 8, 7, 6]
-  assert rows[2]["train_seconds"] >= 20.0 and rows[3]["train_seconds"] >= rows[2]["train_seconds"]
+  assert [r["train_seconds"] for r in rows] == [10, 20, 30, 35]  # stage 3: both attempts' 5 s
+  assert not os.path.exists(os.path.join(workdir, "curve_partial.json"))
   assert open(os.path.join(workdir, "eval", "samples_step3.png")).read() == "3"
   assert results.load_results(os.path.join(workdir, "curve.csv")) == rows  # and nothing is trained again
-  assert sweep.run_member(member, workdir, curve_every=1)["step"] == 4 and trained == [3, 4]
+  assert sweep.run_member(member, workdir, curve_every=1)["step"] == 4 and trained == [3, 3, 4]
 
 
 def test_a_curve_sweep_stopped_by_sigterm_resumes_in_a_fresh_workdir_from_its_committed_report(tmp_path):
