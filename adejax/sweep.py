@@ -83,12 +83,14 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
     except train.Interrupted:  # the stage's time so far counts when it resumes
       _add_partial_seconds(workdir, stage, time.time() - began)
       raise
-    trained_for = time.time() - began + _add_partial_seconds(workdir, stage, 0.0, clear=True)
+    trained_for = time.time() - began
     metrics = evaluate.evaluate_run(config, workdir, trained)
+    evaluated_for = time.time() - began - trained_for
+    trained_for += _add_partial_seconds(workdir, stage, 0.0, clear=True)
     done_before = [r for r in rows if r["step"] < stage]
     rows.append({"step": int(metrics["step"]),
                  "train_seconds": round(trained_for + (done_before[-1]["train_seconds"] if done_before else 0), 1),
-                 "eval_seconds": round(time.time() - began - trained_for, 1),
+                 "eval_seconds": round(evaluated_for, 1),
                  **{k: v for k, v in metrics.items() if k != "step"}})
     rows.sort(key=lambda r: r["step"])
     results.write_rows(rows, path)

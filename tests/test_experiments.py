@@ -420,6 +420,7 @@ def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, m
     return None
 
   def fake_evaluate(config, wd, t):
+    clock[0] += 2.0
     out = os.path.join(wd, "eval")
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, f"samples_t{evaluate.TEMPERATURES[-1]:.1f}.png"), "w").write(str(config.train.num_steps))
@@ -435,6 +436,7 @@ def test_a_member_trained_in_stages_skips_the_stages_its_curve_holds(tmp_path, m
   rows = results.load_results(os.path.join(workdir, "curve.csv"))
   assert [r["step"] for r in rows] == [1, 2, 3, 4] and [r["fid_domain"] for r in rows] == [9, 8, 7, 6]
   assert [r["train_seconds"] for r in rows] == [10, 20, 30, 35]  # stage 3: both attempts' 5 s
+  assert [r.get("eval_seconds") for r in rows] == [None, None, 2, 2]
   assert not os.path.exists(os.path.join(workdir, "curve_partial.json"))
   assert open(os.path.join(workdir, "eval", "samples_step3.png")).read() == "3"
   assert results.load_results(os.path.join(workdir, "curve.csv")) == rows  # and nothing is trained again
