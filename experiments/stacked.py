@@ -14,7 +14,11 @@ steps of batch 64 (16,000 images, an eighth of an epoch of the 128,000 stacked t
 measured on 2 CPU cores: the 24 runs with --jobs=2 took 99 minutes on a machine without the cached
 domain classifier (about 9 of them training it once), about 90 after (docs/results/stacked_small.md,
 "Budget, measured"). experiments/stacked_400steps.py is the former 400-step budget (about 120 minutes),
-at which the small-discriminator GAN's collapse is significant over 3 seeds; at 250 it is not yet.
+at which the small-discriminator GAN's collapse is significant over 3 seeds; at 250 it is not yet. Both
+are quick looks: every model still makes blobs there. Medium scale (`--scale=medium`) is the comparison:
+the same networks for MEDIUM_STEPS steps, the budget that the learning curves of the GAN and AV-ADE set
+(`--curve_every=1000`, docs/results/stacked_medium_curves.md; README, "The paper's experiments"). 8000
+is a placeholder until those curves are finished and a budget is chosen from them.
 
 The published numbers (`paper_modes`, `paper_modes_kl`) are for stacked MNIST, not Fashion-MNIST:
 DCGAN 99 modes (KL 3.4) in the VEEGAN paper and 78.9 +- 6.5 (KL 4.50) in PacGAN's reimplementation,
@@ -34,7 +38,7 @@ PUBLISHED = {"gan": {"modes": 78.9, "modes_kl": 4.50},          # PacGAN's DCGAN
 
 
 SMALL_STEPS = 250  # small scale: the 24 runs in 99 minutes with --jobs=2 on 2 CPU cores (measured)
-MEDIUM_STEPS = 8000  # medium scale: see the module docstring for how it was chosen
+MEDIUM_STEPS = 8000  # medium scale: a placeholder until the learning curves set it (module docstring)
 
 
 def stacked(config, scale: str, seed: int, small_steps: int = SMALL_STEPS):
