@@ -67,14 +67,16 @@ RESULT_KEYS = ["member", "mode", "source", "bpd_elbo", "bpd_iwae", "fid_domain",
 
 def write_rows(rows: list[dict], path: str, keys: list[str] | None = None) -> str:
   """rows as a CSV that `load_results` reads back: columns `keys` (default: every key, in order of
-  first appearance), written to a temporary file and renamed (a reader never sees half a file)."""
+  first appearance), written to this process's temporary file and renamed (a reader never sees half a
+  file, and two sweeps writing one report do not collide)."""
   keys = keys if keys is not None else list(dict.fromkeys(k for r in rows for k in r))
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path + ".tmp", "w", newline="") as f:
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-  os.replace(path + ".tmp", path)
+  os.replace(tmp, path)
   return path
 
 

@@ -255,7 +255,8 @@ FLAGS = flags.FLAGS
 
 
 def _when_changed(report, members: list[Member], workdir: str):
-  """`report()`, called only when a member's curve.csv changed since the last call."""
+  """`report()`, called only when a member's curve.csv changed since the last call; a report that
+  fails is logged, never stops the running members (the next change or the end writes it again)."""
   seen = {}
 
   def tick():
@@ -264,7 +265,11 @@ def _when_changed(report, members: list[Member], workdir: str):
     if now != seen:
       seen.clear()
       seen.update(now)
-      report()
+      try:
+        report()
+      except Exception as e:  # noqa: BLE001  (a plot or a file: the members' runs matter more)
+        logging.warning("The curve report could not be written (%s: %s); trying again later.",
+                        type(e).__name__, e)
   return tick
 
 

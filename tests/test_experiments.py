@@ -514,3 +514,22 @@ def test_welchs_test_against_its_closed_form_and_in_the_report(tmp_path):
   text = (tmp_path / "r.md").read_text()
   assert f"| a vs b | modes | 2.000 ± 0.816 (3) | 5.000 ± 0.816 (3) | {t:.2f} | 4.0 | {p:.3g} |" in text
   assert "a vs c" not in text  # one run of c: nothing to test
+
+
+def test_a_failing_curve_report_is_logged_and_never_stops_the_sweep(tmp_path, caplog):
+  """The --jobs parent rewrites the curve report when a member's curve.csv changes; a report that fails
+  (a full disk, a plot error) is a warning, not an exception that would stop the running members."""
+  calls = []
+
+  def report():
+    calls.append(1)
+    raise OSError("disk full")
+
+  members = [experiment.Member("m", default.get_config("tiny"))]
+  tick = sweep._when_changed(report, members, str(tmp_path))
+  tick()  # no curve yet: nothing changed
+  results.write_rows([{"step": 1}], str(tmp_path / "m" / "curve.csv"))
+  with caplog.at_level("WARNING"):
+    tick()
+    tick()  # unchanged since: not written again
+  assert len(calls) == 1 and "could not be written (OSError: disk full)" in caplog.text
