@@ -89,8 +89,9 @@ def load_module(path: str):
   return module
 
 
-def load_experiment(path: str, scale: str) -> list[Member]:
-  members = load_module(path).get_experiment(scale)
+def load_experiment(path: str, scale: str, module=None) -> list[Member]:
+  """The members of an experiment file at `scale`, validated (`module`: the file, if loaded already)."""
+  members = (module or load_module(path)).get_experiment(scale)
   for m in members:
     config_lib.validate(m.config)
   return members

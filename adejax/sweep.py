@@ -300,7 +300,7 @@ def main(argv):
     if not FLAGS.experiment or not FLAGS.workdir:
       raise config_lib.ConfigError("--experiment and --workdir are required (or --combine with --report)")
     module = experiment_module(FLAGS.experiment)
-    members = load_experiment(FLAGS.experiment, FLAGS.scale)
+    members = load_experiment(FLAGS.experiment, FLAGS.scale, module)
     comparisons = getattr(module, "COMPARISONS", ())
     names = [m.name for m in members]
     unknown = set(FLAGS.only or []) - set(names)
