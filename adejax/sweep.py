@@ -254,6 +254,16 @@ def run_parallel(members: list[Member], experiment: str, workdir: str, scale: st
 FLAGS = flags.FLAGS
 
 
+def choose(members: list[Member], only: list[str]) -> list[Member]:
+  """The members `--only` names, in its order (the order they start in: with --jobs, the longest
+  first finishes soonest), or all of them; an unknown name is an error that lists the members."""
+  by_name = {m.name: m for m in members}
+  unknown = sorted(set(only) - set(by_name))
+  if unknown:
+    raise config_lib.ConfigError(f"--only: unknown members {unknown}; members are {list(by_name)}")
+  return [by_name[n] for n in dict.fromkeys(only)] if only else members
+
+
 def _when_changed(report, members: list[Member], workdir: str):
   """`report()`, called only when a member's curve.csv changed since the last call; a report that
   fails is logged, never stops the running members (the next change or the end writes it again)."""
@@ -303,9 +313,7 @@ def main(argv):
     members = load_experiment(FLAGS.experiment, FLAGS.scale, module)
     comparisons = getattr(module, "COMPARISONS", ())
     names = [m.name for m in members]
-    unknown = set(FLAGS.only or []) - set(names)
-    if unknown:
-      raise config_lib.ConfigError(f"--only: unknown members {sorted(unknown)}; members are {names}")
+    chosen = choose(members, FLAGS.only)
     if FLAGS.print_commands:
       base = f"python -m adejax.sweep --experiment={FLAGS.experiment} --workdir={FLAGS.workdir} --scale={FLAGS.scale}"
       print("\n".join([f"{base} --only={n}" for n in names] + [f"{base} --collect_only"]))
@@ -315,7 +323,6 @@ def main(argv):
     if FLAGS.curve_steps:  # a loop-only field: the members' models and schedules are unchanged
       for m in members:
         m.config.train.num_steps = FLAGS.curve_steps
-    chosen = [m for m in members if not FLAGS.only or m.name in FLAGS.only]
     if member_process:  # the parent collects
       for m in chosen:
         run_member(m, os.path.join(FLAGS.workdir, m.name), FLAGS.curve_every)
@@ -360,7 +367,8 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Root folder; each member runs in a sub-folder.")
   flags.DEFINE_enum("scale", "full", list(SCALES), "full (paper), medium (2-core CPU, hours: the "
                     "experiment's measured budget), small (2-core CPU, minutes), tiny (tests).")
-  flags.DEFINE_list("only", [], "Run only these members.")
+  flags.DEFINE_list("only", [], "Run only these members, started in this order (with --jobs=N, the "
+                    "longest first finishes soonest).")
   flags.DEFINE_bool("print_commands", False, "Print one launch line per member and exit.")
   flags.DEFINE_integer("jobs", 1, "Members run at once, each in its own process on its share of this "
                        "host's CPU cores and of each accelerator's memory.")

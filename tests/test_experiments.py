@@ -533,3 +533,11 @@ def test_a_failing_curve_report_is_logged_and_never_stops_the_sweep(tmp_path, ca
     tick()
     tick()  # unchanged since: not written again
   assert len(calls) == 1 and "could not be written (OSError: disk full)" in caplog.text
+
+
+def test_only_runs_the_named_members_in_its_order_and_refuses_unknown_names():
+  members = [experiment.Member(n, None) for n in ("gan_s0", "vae_s0", "av-ade_s0")]
+  assert [m.name for m in sweep.choose(members, ["av-ade_s0", "gan_s0", "av-ade_s0"])] == ["av-ade_s0", "gan_s0"]
+  assert sweep.choose(members, []) == members
+  with pytest.raises(config_lib.ConfigError, match=r"unknown members \['gan_s9'\]; members are"):
+    sweep.choose(members, ["gan_s0", "gan_s9"])
