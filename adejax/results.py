@@ -204,6 +204,9 @@ def welch(a, b) -> tuple[float, float, float]:
 
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  if va + vb == 0:  # every run of both alike (e.g. all 1000 modes): no spread to test against
+    same = a.mean() == b.mean()
+    return (0.0 if same else float(np.sign(a.mean() - b.mean()) * np.inf), float("nan"), 1.0 if same else 0.0)
   t = (a.mean() - b.mean()) / np.sqrt(va + vb)
   df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
   return float(t), float(df), float(2 * stats.t.sf(abs(t), df))

@@ -514,6 +514,9 @@ def test_welchs_test_against_its_closed_form_and_in_the_report(tmp_path):
   text = (tmp_path / "r.md").read_text()
   assert f"| a vs b | modes | 2.000 ± 0.816 (3) | 5.000 ± 0.816 (3) | {t:.2f} | 4.0 | {p:.3g} |" in text
   assert "a vs c" not in text  # one run of c: nothing to test
+  assert results.welch([1000, 1000], [1000, 1000, 1000])[::2] == (0.0, 1.0)  # no spread, no difference
+  t, df, p = results.welch([1000, 1000], [6, 6])
+  assert t == np.inf and np.isnan(df) and p == 0.0
 
 
 def test_a_failing_curve_report_is_logged_and_never_stops_the_sweep(tmp_path, caplog):
