@@ -49,8 +49,8 @@ def restore_reported(members: list[Member], workdir: str, report_csv: str) -> li
     done, row = os.path.join(workdir, m.name, "done.json"), rows.get(m.name)
     if os.path.exists(done) or not row:
       continue
-    metrics = {k: v for k, v in row.items() if k not in ("member", "mode", "group", "source", "train_seconds",
-                                                         "eval_seconds") and not k.startswith("paper_")}
+    metrics = {k: v for k, v in row.items()  # a curve's train_seconds: training to that stage
+               if k not in ("member", "mode", "group", "source") and not k.startswith("paper_")}
     metrics.setdefault("generator_params", generator_param_count(m.config))
     os.makedirs(os.path.dirname(done), exist_ok=True)
     reporting.write_json(done, {**metrics, "restored_from": report_csv})
@@ -61,7 +61,8 @@ def restore_reported(members: list[Member], workdir: str, report_csv: str) -> li
 RESULT_KEYS = ["member", "mode", "source", "bpd_elbo", "bpd_iwae", "fid_domain", "is_domain", "prd_auc_domain",
                "wasserstein_critic", "nonfinite_sample_fraction",
                "modes", "modes_kl", "modes_real", "modes_kl_real", "mode_classifier_accuracy",
-               "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "paper_bpd",
+               "gan_test_domain", "gan_train_domain", "fid", "is", "generator_params", "step", "train_seconds",
+               "eval_seconds", "paper_bpd",
                "paper_is", "paper_fid", "paper_modes", "paper_modes_kl", "paper_gan_test", "paper_gan_train"]
 
 
@@ -234,6 +235,20 @@ def welch_table(rows: list[dict], pairs, metrics=COMPARED) -> str:
                     "|---|---|---|---|---|---|---|", *lines]) + "\n"
 
 
+def compute_line(rows: list[dict]) -> str:
+  """What the finished members cost: their training and evaluation seconds summed (each member on its
+  own share of the CPUs, one core under --jobs=2 on 2 cores), in core-hours; "" if no row has them."""
+  timed = [r for r in rows if isinstance(r.get("train_seconds"), (int, float))]
+  if not timed:
+    return ""
+  train_h = sum(r["train_seconds"] for r in timed) / 3600
+  eval_h = sum(r.get("eval_seconds") or 0.0 for r in timed) / 3600
+  untimed = [r["member"] for r in rows if r not in timed and r.get("step")]
+  return (f"\nCompute: {len(timed)} timed members, {train_h:.2f} hours training + {eval_h:.2f} evaluating "
+          f"(train_seconds, eval_seconds: wall seconds on each member's own CPUs)"
+          + (f"; not timed: {', '.join(untimed)}" if untimed else "") + ".\n")
+
+
 def write_report(rows: list[dict], stem: str, command: str, comparisons=()) -> str:
   """stem.md (command, results table, Welch tests of the `comparisons`' group pairs), stem.csv (the
   rows, for `load_results` and notebooks) and stem.png (scatter); text below the discussion marker of
@@ -247,6 +262,7 @@ def write_report(rows: list[dict], stem: str, command: str, comparisons=()) -> s
   tests = welch_table(rows, comparisons)
   if tests:
     table += "\nWelch's t-tests between groups (seeds):\n\n" + tests
+  table += compute_line(rows)
   plot = scatter_plot(rows, stem + ".png")
   body = (f"# {os.path.basename(stem)}\n\nRegenerate with:\n\n```bash\n{command}\n```\n\n{table}\n"
           f"![coverage vs quality]({os.path.basename(plot)})\n\n{DISCUSSION_MARKER}{discussion}")

@@ -46,8 +46,16 @@ def run_member(member: Member, workdir: str, curve_every: int = 0, on_stage=lamb
   if curve_every:
     metrics = train_in_stages(member, workdir, curve_every, on_stage)
   else:
-    trained = train.train(member.config, workdir)
+    steps, began = int(member.config.train.num_steps), time.time()
+    try:
+      trained = train.train(member.config, workdir)
+    except train.Interrupted:  # this attempt's time counts when it resumes
+      _add_partial_seconds(workdir, steps, time.time() - began)
+      raise
+    trained_for = time.time() - began
     metrics = evaluate.evaluate_run(member.config, workdir, trained)  # no restore of what it just trained
+    metrics["eval_seconds"] = round(time.time() - began - trained_for, 1)
+    metrics["train_seconds"] = round(trained_for + _add_partial_seconds(workdir, steps, 0.0, clear=True), 1)
   metrics["generator_params"] = generator_param_count(member.config)
   reporting.write_json(done, metrics)
   return metrics
@@ -100,12 +108,14 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
     logging.info("%s: curve at step %d (%s).", member.name, stage, path)
     on_stage()
   if not metrics:  # every stage was in curve.csv (stopped before done.json was written)
-    metrics = {k: v for k, v in rows[-1].items() if k not in ("train_seconds", "eval_seconds")}
-  return metrics
+    metrics = dict(rows[-1])
+  # the member's cost: training to its last stage, and its last stage's evaluation
+  return {**metrics, **{k: rows[-1][k] for k in ("train_seconds", "eval_seconds") if k in rows[-1]}}
 
 
 def _add_partial_seconds(workdir: str, stage: int, seconds: float, clear: bool = False) -> float:
-  """The training seconds a stage's stopped attempts spent (workdir/curve_partial.json), plus `seconds`;
+  """The training seconds a stage's (or a run's: its last step) stopped attempts spent
+  (workdir/curve_partial.json), plus `seconds`;
   kept for the stage's next attempt, or cleared once it is done. A process killed without SIGTERM or
   Ctrl-C leaves no record: its stage's train_seconds then miss that attempt's time."""
   path = os.path.join(workdir, "curve_partial.json")

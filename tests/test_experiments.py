@@ -78,6 +78,7 @@ def test_sweep_skips_finished_members_and_collects(tmp_path, monkeypatch):
   sweep.reporting.write_json(os.path.join(root, "vae", "done.json"), {"bpd_elbo": 9.5, "step": 4})
   ran = sweep.run_member(members[0], os.path.join(root, "av-ade"))
   assert ran["step"] == 4 and "fid_domain" in ran and ran["generator_params"] > 0
+  assert ran["train_seconds"] > 0 and ran["eval_seconds"] > 0  # what the member cost
 
   def must_not_train(*args):
     raise AssertionError("a finished member was trained again")
@@ -496,6 +497,8 @@ def get_experiment(scale):
   made = {r["member"]: r for r in results.load_results(table + ".csv")}
   assert made["long"]["bpd_elbo"] == rows[2]["bpd_elbo"] and made["short"]["step"] == 2
   assert made["long"]["generator_params"] > 0 and not (tmp_path / "table" / "long" / "checkpoints").exists()
+  assert made["long"]["train_seconds"] == rows[2]["train_seconds"] > 0  # its cost: training to that stage
+  assert "Compute: 2 timed members" in open(table + ".md").read()
 
 
 def test_welchs_test_against_its_closed_form_and_in_the_report(tmp_path):
@@ -514,6 +517,12 @@ def test_welchs_test_against_its_closed_form_and_in_the_report(tmp_path):
   text = (tmp_path / "r.md").read_text()
   assert f"| a vs b | modes | 2.000 ± 0.816 (3) | 5.000 ± 0.816 (3) | {t:.2f} | 4.0 | {p:.3g} |" in text
   assert "a vs c" not in text  # one run of c: nothing to test
+  assert "Compute:" not in text  # no row timed
+  rows[0].update(train_seconds=5400.0, eval_seconds=1800.0)
+  rows[1].update(train_seconds=1800.0)
+  results.write_report(rows, str(tmp_path / "r"), "cmd")
+  assert ("Compute: 2 timed members, 2.00 hours training + 0.50 evaluating (train_seconds, eval_seconds: wall "
+          "seconds on each member's own CPUs); not timed: a_s2, b_s0, b_s1, b_s2, c_s0.") in (tmp_path / "r.md").read_text()
   assert results.welch([1000, 1000], [1000, 1000, 1000])[::2] == (0.0, 1.0)  # no spread, no difference
   t, df, p = results.welch([1000, 1000], [6, 6])
   assert t == np.inf and np.isnan(df) and p == 0.0
