@@ -163,3 +163,35 @@ def test_non_finite_samples_are_counted_and_drawn_not_cast():
   grid = reporting.image_grid(Sampler().sample(None, 2), ncols=2, pad=0)
   assert tuple(grid[0, 0]) == (255, 0, 255) and tuple(grid[1, 5]) == (255, 0, 255)
   assert tuple(grid[0, 1]) == (128, 128, 128)
+
+
+def test_concurrent_processes_train_the_domain_classifier_once(tmp_path, monkeypatch):
+  """Two members of a --jobs sweep that evaluate at once on a fresh machine: the second waits for the
+  first to train and cache the classifier, then loads it (it used to train its own copy beside it)."""
+  import threading
+  import time
+  import types
+
+  import jax
+
+  from adejax.evaluation import domain_classifier
+
+  images = np.zeros((4, 8, 8, 1), np.uint8)
+  data = types.SimpleNamespace(images=images, labels=np.arange(4) % 2)
+  trained = []
+
+  def slow_train(*args, steps):
+    trained.append(threading.get_ident())
+    time.sleep(1.0)  # the other thread checks the cache meanwhile
+    module = domain_classifier.DomainClassifier(2)
+    return module, module.init(jax.random.key(0), images[:2].astype(np.float32))["params"], 0.5
+
+  monkeypatch.setattr(domain_classifier, "train_classifier", slow_train)
+  infos = []
+  run = lambda: infos.append(domain_classifier.load_or_train(str(tmp_path), "toy", lambda: data, data, 3)[1])
+  threads = [threading.Thread(target=run) for _ in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert len(trained) == 1 and len(infos) == 2 and infos[0] == infos[1]

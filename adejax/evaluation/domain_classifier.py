@@ -11,6 +11,7 @@ real test images of the same classifier recipe trained on generated images only 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -80,6 +81,30 @@ def load_or_train(cache_dir: str, dataset: str, load_train, test, steps: int = 1
   """
   shape = "x".join(map(str, test.images.shape[1:]))
   stem = os.path.join(cache_dir, f"domain_classifier_{dataset.replace('/', '_')}_{shape}_v{RECIPE_VERSION}_{steps}")
+  with _exclusive(stem + ".lock"):  # the members of a --jobs sweep train it once, not once each
+    return _load_or_train(stem, dataset, load_train, test, steps)
+
+
+@contextlib.contextmanager
+def _exclusive(path: str):
+  """Hold an exclusive lock on `path` (POSIX flock; elsewhere no lock): a process that finds another
+  training the classifier waits for it, then loads what it cached."""
+  try:
+    import fcntl
+  except ImportError:  # not POSIX: each process may train its own copy, as before
+    yield
+    return
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _load_or_train(stem: str, dataset: str, load_train, test, steps: int):
+  cache_dir = os.path.dirname(stem)
   if os.path.exists(stem + ".msgpack") and os.path.exists(stem + ".json"):
     info = json.load(open(stem + ".json"))
     module = DomainClassifier(info["num_classes"])
