@@ -37,7 +37,7 @@ from adejax.experiment import load_module as experiment_module
 def run_member(member: Member, workdir: str, curve_every: int = 0, on_stage=lambda: None) -> dict:
   """Train and evaluate one member in `workdir` (resuming its checkpoint); its metrics go to done.json.
   curve_every > 0: in stages, with a learning curve (`train_in_stages`)."""
-  from adejax import evaluate, train
+  from adejax import evaluate
 
   done = os.path.join(workdir, "done.json")
   if os.path.exists(done):
@@ -46,16 +46,10 @@ def run_member(member: Member, workdir: str, curve_every: int = 0, on_stage=lamb
   if curve_every:
     metrics = train_in_stages(member, workdir, curve_every, on_stage)
   else:
-    steps, began = int(member.config.train.num_steps), time.time()
-    try:
-      trained = train.train(member.config, workdir)
-    except train.Interrupted:  # this attempt's time counts when it resumes
-      _add_partial_seconds(workdir, steps, time.time() - began)
-      raise
-    trained_for = time.time() - began
+    trained, trained_for = _timed_train(member.config, workdir)
+    began = time.time()
     metrics = evaluate.evaluate_run(member.config, workdir, trained)  # no restore of what it just trained
-    metrics["eval_seconds"] = round(time.time() - began - trained_for, 1)
-    metrics["train_seconds"] = round(trained_for + _add_partial_seconds(workdir, steps, 0.0, clear=True), 1)
+    metrics["train_seconds"], metrics["eval_seconds"] = round(trained_for, 1), round(time.time() - began, 1)
   metrics["generator_params"] = generator_param_count(member.config)
   reporting.write_json(done, metrics)
   return metrics
@@ -74,7 +68,7 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
   curve.csv are not repeated (a stopped member resumes). Returns the last stage's metrics."""
   import shutil
 
-  from adejax import evaluate, train
+  from adejax import evaluate
 
   path = os.path.join(workdir, CURVE_FILE)
   rows = results.load_results(path) if os.path.exists(path) else []
@@ -85,16 +79,10 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
       continue
     config = member.config.copy_and_resolve_references()
     config.train.num_steps = stage
+    trained, trained_for = _timed_train(config, workdir)
     began = time.time()
-    try:
-      trained = train.train(config, workdir)
-    except train.Interrupted:  # the stage's time so far counts when it resumes
-      _add_partial_seconds(workdir, stage, time.time() - began)
-      raise
-    trained_for = time.time() - began
     metrics = evaluate.evaluate_run(config, workdir, trained)
-    evaluated_for = time.time() - began - trained_for
-    trained_for += _add_partial_seconds(workdir, stage, 0.0, clear=True)
+    evaluated_for = time.time() - began
     done_before = [r for r in rows if r["step"] < stage]
     rows.append({"step": int(metrics["step"]),
                  "train_seconds": round(trained_for + (done_before[-1]["train_seconds"] if done_before else 0), 1),
@@ -111,6 +99,20 @@ def train_in_stages(member: Member, workdir: str, every: int, on_stage=lambda: N
     metrics = dict(rows[-1])
   # the member's cost: training to its last stage, and its last stage's evaluation
   return {**metrics, **{k: rows[-1][k] for k in ("train_seconds", "eval_seconds") if k in rows[-1]}}
+
+
+def _timed_train(config, workdir: str):
+  """`train.train(config, workdir)` and the seconds it took to reach config.train.num_steps, counting
+  the attempts stopped by SIGTERM or Ctrl-C before this one (`_add_partial_seconds`)."""
+  from adejax import train
+
+  steps, began = int(config.train.num_steps), time.time()
+  try:
+    trained = train.train(config, workdir)
+  except train.Interrupted:  # this attempt's time counts when it resumes
+    _add_partial_seconds(workdir, steps, time.time() - began)
+    raise
+  return trained, time.time() - began + _add_partial_seconds(workdir, steps, 0.0, clear=True)
 
 
 def _add_partial_seconds(workdir: str, stage: int, seconds: float, clear: bool = False) -> float:
