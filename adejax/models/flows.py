@@ -27,10 +27,26 @@ from adejax.models import layers
 
 
 # ----------------------------------------------------------------------------- fixed preprocessing
+class Sigmoid(distrax.Sigmoid):
+  """distrax.Sigmoid with gradients that stay finite in the tails.
+
+  distrax computes sigmoid(x) as `where(x < -9, exp(x), sigmoid(x))`: for x above ~88.7 the unused
+  branch's exp(x) overflows and its gradient, inf * 0, is NaN. Generated features reach that (an
+  AV-ADE decoder's prior samples had |f| up to 2700 in logit space at step 1000 of a stacked run), so
+  every adversarial gradient through f_psi^{-1} and the preprocessing was NaN and the updates were
+  skipped until the run stopped. Here sigmoid and softplus are jax.nn's, stable everywhere."""
+
+  def forward_log_det_jacobian(self, x):
+    return -jax.nn.softplus(-x) - jax.nn.softplus(x)
+
+  def forward_and_log_det(self, x):
+    return jax.nn.sigmoid(x), self.forward_log_det_jacobian(x)
+
+
 def logit_preprocess(alpha: float = 0.05) -> distrax.Bijector:
   """y in [0,1]^(H,W,C) -> s = logit(alpha + (1 - 2 alpha) y), with its log-det summed per example."""
   return distrax.Block(
-      distrax.Chain([distrax.Inverse(distrax.Sigmoid()),
+      distrax.Chain([distrax.Inverse(Sigmoid()),
                      distrax.ScalarAffine(shift=alpha, scale=1.0 - 2.0 * alpha)]), ndims=3)
 
 
