@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adejax import config_lib, evaluate
+from adejax.families import ade
 from adejax.models import discriminators
 
 
@@ -22,12 +23,12 @@ def main():
   parser.add_argument("--n", type=int, default=256)
   args = parser.parse_args()
   c = config_lib.load_run_config(args.workdir)
+  if not (c.model.family == "flow_gan" or (c.model.family == "ade" and ade.MODES[c.mode][1])):
+    raise SystemExit(f"{args.workdir}: model.family {c.model.family!r} (mode {c.get('mode', '-')!r}) "
+                     "trains no image discriminator of its own (AV-ADE, AV-GDE, the GAN and Flow-GAN "
+                     "do; V-ADE and the VAE keep an initialised, untrained one): nothing to score.")
   trainer, state, test = evaluate.restore_trainer(c, args.workdir)
-  disc = getattr(trainer.family, "disc", None)
-  if c.model.family not in ("ade", "flow_gan") or not jax.tree_util.tree_leaves(state.disc_params):
-    raise config_lib.ConfigError(f"{args.workdir}: model.family {c.model.family!r} trains no image "
-                                 "discriminator of its own (the ade and flow_gan families do, in an "
-                                 "adversarial mode): nothing to score.")
+  disc = trainer.family.disc
   images, labels = test.images[:args.n], (test.labels[:args.n] if test.has_labels else None)
   d_labels = trainer._labels(labels, len(images))
   logit = jax.jit(lambda x: disc.apply({"params": state.disc_params},
