@@ -23,7 +23,7 @@ def main():
   parser.add_argument("--n", type=int, default=256)
   args = parser.parse_args()
   c = config_lib.load_run_config(args.workdir)
-  if not (c.model.family == "flow_gan" or (c.model.family == "ade" and ade.MODES[c.mode][1])):
+  if not (c.model.family == "flow_gan" or (c.model.family == "ade" and ade.StepConfig.from_config(c).adversarial)):
     raise SystemExit(f"{args.workdir}: model.family {c.model.family!r} (mode {c.get('mode', '-')!r}) "
                      "trains no image discriminator of its own (AV-ADE, AV-GDE, the GAN and Flow-GAN "
                      "do; V-ADE and the VAE keep an initialised, untrained one): nothing to score.")
