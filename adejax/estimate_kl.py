@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from adejax import config_lib, evaluate, families, input_pipeline, reporting
+from adejax import config_lib, evaluate, families, input_pipeline, losses, reporting
 from adejax.evaluation import marginal_kl
 
 
@@ -28,7 +28,7 @@ def posteriors(trainer, state, images: np.ndarray, labels, batch: int):
   fn = jax.jit(lambda v, y, l: trainer.model.apply(v, y, l, method="latent_posterior"))
   means, log_stds = [], []
   for i in range(0, len(images), batch):
-    y = (jnp.asarray(images[i:i + batch], jnp.float32) + 0.5) / 256.0
+    y = losses.pixel_centres(images[i:i + batch])
     l = jnp.asarray(labels[i:i + batch], jnp.int32) if trainer.num_classes else None
     m, s = fn(variables, y, l)
     means.append(np.asarray(m))

@@ -24,6 +24,12 @@ def dequantize(x: jax.Array, rng: jax.Array) -> jax.Array:
   return (x.astype(jnp.float32) + u) / 256.0
 
 
+def pixel_centres(x) -> jax.Array:
+  """y = (x + 1/2) / 256 for integer images x in {0..255}^D: the centre of each pixel's bin, the
+  deterministic counterpart of `dequantize` (latent means, interpolations, critic inputs)."""
+  return (jnp.asarray(x, jnp.float32) + 0.5) / 256.0
+
+
 def bits_per_dim(nll_y: jax.Array, num_dims: int) -> jax.Array:
   """bpd of x from -log p(y) in nats per example (y = (x+u)/256): (nll + D log 256) / (D ln 2).
 

@@ -313,14 +313,13 @@ class Trainer:
     images = data.images[:n]
     labels = data.labels[:n] if data.has_labels else None
     params, recs, kls, means = self.eval_params(state), [], [], []
-    to_y = lambda x: (jnp.asarray(x, jnp.float32) + 0.5) / 256.0  # pixel centres, as `interpolate`
     for i in range(0, n, chunk):
       batch_labels = self._labels(None if labels is None else labels[i:i + chunk], len(images[i:i + chunk]))
       rng = jax.random.fold_in(jax.random.PRNGKey(seed), i // chunk)
       recs.append(self.reconstruct(state, images[i:i + chunk], seed=seed + i // chunk,
                                    labels=None if labels is None else labels[i:i + chunk]))
-      out = jax.device_get(self._latents(params, state.batch_stats, to_y(images[i:i + chunk]), rng,
-                                         batch_labels))
+      y = losses.pixel_centres(images[i:i + chunk])
+      out = jax.device_get(self._latents(params, state.batch_stats, y, rng, batch_labels))
       kls.append(np.asarray(out["kl"]))
       means.append([np.asarray(m) for m in out["means"]])
     return latents.latent_metrics(images, labels, np.concatenate(recs), np.concatenate(kls),
@@ -331,9 +330,8 @@ class Trainer:
     """(B, steps, H, W, C) decoded latent interpolations between two sets of uint8 images, in [0, 1]
     (for a class-conditional model, within the classes `labels` shared by each pair)."""
     variables = {"params": self.eval_params(state), "batch_stats": state.batch_stats}
-    to_y = lambda x: (jnp.asarray(x, jnp.float32) + 0.5) / 256.0
-    out = self._interpolate(variables, to_y(images_a), to_y(images_b), steps,
-                            self._labels(labels, len(images_a)))
+    y_a, y_b = losses.pixel_centres(images_a), losses.pixel_centres(images_b)
+    out = self._interpolate(variables, y_a, y_b, steps, self._labels(labels, len(images_a)))
     return np.clip(np.asarray(jax.device_get(out)), 0.0, 1.0)
 
 

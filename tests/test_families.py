@@ -116,7 +116,7 @@ def test_a_family_of_this_file_trains_evaluates_samples_and_sweeps(toy_registere
   assert metrics["step"] == 20 and np.isfinite(metrics["bpd_elbo"]) and np.isfinite(metrics["fid_domain"])
   fam = families.make(c, (c.data.image_size, c.data.image_size, 1))
   test = input_pipeline.load_split(c.data, "test", limit=c.eval.num_examples)
-  y = (jnp.asarray(test.images, jnp.float32) + 0.5) / 256.0
+  y = losses.pixel_centres(test.images)
   untrained = losses.heldout_nll(fam.init(jax.random.key(0))[0], {}, y, jax.random.key(1), model=fam.model)
   untrained_bpd = float(jnp.mean(losses.bits_per_dim(untrained["elbo"], y[0].size)))
   print(f"held-out bits/dim: untrained {untrained_bpd:.2f}, after 20 steps {metrics['bpd_elbo']:.2f}")

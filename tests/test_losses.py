@@ -50,6 +50,13 @@ def test_dequantize_range_and_mean():
   np.testing.assert_allclose(float(y.mean()), 7.5 / 256, rtol=1e-3)
 
 
+def test_pixel_centres_are_the_mean_of_dequantization():
+  x = np.array([[0, 7, 255]], np.uint8)
+  np.testing.assert_allclose(losses.pixel_centres(x), [[0.5 / 256, 7.5 / 256, 255.5 / 256]], rtol=1e-6)
+  y = losses.dequantize(jnp.asarray(np.repeat(x, 20_000, axis=0)), jax.random.key(1))
+  np.testing.assert_allclose(y.mean(0), losses.pixel_centres(x)[0], atol=2e-5)
+
+
 def test_gaussian_kl_against_monte_carlo():
   k = jax.random.split(jax.random.key(0), 3)
   mq, lq = jax.random.normal(k[0], (1, 5)), 0.3 * jax.random.normal(k[1], (1, 5))

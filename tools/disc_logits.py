@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adejax import config_lib, evaluate
+from adejax import config_lib, evaluate, losses
 from adejax.families import ade
 from adejax.models import discriminators
 
@@ -33,7 +33,7 @@ def main():
   d_labels = trainer._labels(labels, len(images))
   logit = jax.jit(lambda x: disc.apply({"params": state.disc_params},
                                        discriminators.discriminator_input(x), d_labels))
-  sets = [("real (held out)", (np.asarray(images, np.float32) + 0.5) / 256.0)]
+  sets = [("real (held out)", losses.pixel_centres(images))]
   if trainer.family.has_encoder:
     sets.append(("reconstructions", trainer.reconstruct(state, images, labels=labels)))
   sets += [(f"samples t={t}", trainer.sample(state, len(images), temperature=t, seed=1, labels=labels))

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from adejax import config_lib, evaluate, reporting
+from adejax import config_lib, evaluate, losses, reporting
 from adejax.evaluation import latents
 
 
@@ -39,7 +38,7 @@ def main():
   variables = {"params": trainer.eval_params(state), "batch_stats": state.batch_stats}
   images, labels = test.images[:a.n], test.labels[:a.n]
   features, _ = evaluate.domain_features(config, test)
-  y = (jnp.asarray(images, jnp.float32) + 0.5) / 256.0
+  y = losses.pixel_centres(images)
   rows = [images[:8] / 255.0]
   levels = len(jax.eval_shape(lambda: trainer.model.apply(variables, y[:1], jax.random.PRNGKey(0),
                                                            method="latent_diagnostics"))["means"])

@@ -17,10 +17,9 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from adejax import evaluate, input_pipeline, reporting, train
+from adejax import evaluate, input_pipeline, losses, reporting, train
 from adejax.evaluation import fid
 
 TRAIN_TERMS = ("bpd", "kl_bpd", "nll_bpd", "logdet_bpd", "flow_logdet_bpd", "sigma", "disc_accuracy")
@@ -75,12 +74,12 @@ def main():
       samples = evaluate.generate_uint8(trainer, view, a.fid, 250)[0]
       row["fid_domain"] = fid.fid_from_features(features(test.images[:a.fid])[0], features(samples)[0])
     f = np.asarray(feature_map(trainer.eval_params(view), view.batch_stats,
-                               (jnp.asarray(real, jnp.float32) + 0.5) / 256.0))
+                               losses.pixel_centres(real)))
     sigma = float(np.exp(np.asarray(trainer.eval_params(view)["vae"]["log_sigma"])))
     row.update(feature_std=float(f.std()), sigma_over_feature_std=sigma / float(f.std()))
     if "flow" in view.params:  # where f_psi expands (background) and contracts (the garment)
       ld = np.asarray(log_det_map(trainer.eval_params(view), view.batch_stats,
-                                  (jnp.asarray(real, jnp.float32) + 0.5) / 256.0))
+                                  losses.pixel_centres(real)))
       background = real[..., 0] == 0
       row.update(flow_logdet_nats_background=float(ld[background].mean()),
                  flow_logdet_nats_garment=float(ld[~background].mean()))

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adejax import config_lib, evaluate
+from adejax import config_lib, evaluate, losses
 from adejax.evaluation import fid
 
 
@@ -39,7 +39,7 @@ def main():
   for t in (1.0, 0.85, 0.7, 0.5):
     print("prior, temperature %.2f: fid_domain %.1f is %.2f"
           % ((t,) + score(np.concatenate([generate(jax.random.PRNGKey(i), t) for i in range(n // chunk)]))))
-  y = (jnp.asarray(test.images[:n], jnp.float32) + 0.5) / 256
+  y = losses.pixel_centres(test.images[:n])
   encode = jax.jit(lambda y: m.apply(v, m.apply(v, y, False, method="to_features")[0], jax.random.PRNGKey(0),
                                      method=lambda mod, f, r: mod.vae.encode(f, r)))
   means = [np.concatenate(a) for a in zip(*[encode(y[i:i + chunk]) for i in range(0, n, chunk)])]

@@ -23,7 +23,7 @@ from adejax.models import discriminators
 
 def to_signed(images: np.ndarray) -> jax.Array:
   """uint8 (N, H, W, C) -> [-1, 1] at the pixel centres (`discriminators.to_signed` of the centres in [0, 1])."""
-  return discriminators.to_signed(jnp.asarray((images.astype(np.float32) + 0.5) / 256.0))
+  return discriminators.to_signed(losses.pixel_centres(images))
 
 
 @functools.lru_cache(maxsize=8)
