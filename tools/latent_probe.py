@@ -57,6 +57,7 @@ def main():
       {"params": p, "batch_stats": bs}, y, method="flow_log_det_map"))
   rng = np.random.default_rng(c.seed)
   real = test.images[:a.n]
+  y_real = losses.pixel_centres(real)
   t0, history, window = time.time(), [], []
   for step in range(1, a.steps + 1):
     batch = train_data.images[rng.integers(0, len(train_data), c.train.batch_size)]
@@ -73,13 +74,11 @@ def main():
     if a.fid:
       samples = evaluate.generate_uint8(trainer, view, a.fid, 250)[0]
       row["fid_domain"] = fid.fid_from_features(features(test.images[:a.fid])[0], features(samples)[0])
-    f = np.asarray(feature_map(trainer.eval_params(view), view.batch_stats,
-                               losses.pixel_centres(real)))
+    f = np.asarray(feature_map(trainer.eval_params(view), view.batch_stats, y_real))
     sigma = float(np.exp(np.asarray(trainer.eval_params(view)["vae"]["log_sigma"])))
     row.update(feature_std=float(f.std()), sigma_over_feature_std=sigma / float(f.std()))
     if "flow" in view.params:  # where f_psi expands (background) and contracts (the garment)
-      ld = np.asarray(log_det_map(trainer.eval_params(view), view.batch_stats,
-                                  losses.pixel_centres(real)))
+      ld = np.asarray(log_det_map(trainer.eval_params(view), view.batch_stats, y_real))
       background = real[..., 0] == 0
       row.update(flow_logdet_nats_background=float(ld[background].mean()),
                  flow_logdet_nats_garment=float(ld[~background].mean()))
